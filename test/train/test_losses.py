@@ -1,0 +1,211 @@
+"""Losses of depthssd_train.losses against hand-computed values on small tensors."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.models.detection._utils import BoxCoder
+
+from depthssd_train.losses import (
+    BOX_CODER_WEIGHTS,
+    DepthSSDLoss,
+    FrameTargets,
+    LossConfig,
+    canonical_depth_target,
+    depth_loss,
+    detection_loss,
+    gradient_matching_loss,
+    hard_negative_mask,
+    match_anchors,
+    silog_loss,
+)
+
+# Four anchors: two 10x10 squares, one far away, one overlapping the first square by a third.
+ANCHORS = torch.tensor([[0.0, 0.0, 10.0, 10.0],
+                        [20.0, 20.0, 30.0, 30.0],
+                        [50.0, 50.0, 60.0, 60.0],
+                        [5.0, 0.0, 15.0, 10.0]])
+
+
+def _targets(boxes, labels, depth=None, focal=None, has_boxes=None, has_depth=None):
+    b = len(boxes)
+    depth = torch.full((b, 4, 4), 10.0) if depth is None else depth
+    return FrameTargets(
+        boxes=[torch.as_tensor(x, dtype=torch.float32).reshape(-1, 4) for x in boxes],
+        labels=[torch.as_tensor(x, dtype=torch.int64) for x in labels],
+        depth_m=depth,
+        focal_px=torch.full((b,), 1000.0) if focal is None else focal,
+        has_boxes=torch.ones(b, dtype=torch.bool) if has_boxes is None else has_boxes,
+        has_depth=torch.ones(b, dtype=torch.bool) if has_depth is None else has_depth,
+    )
+
+
+def test_matching_threshold_and_forced_best_anchor():
+    # Box 0 equals anchor 0 (IoU 1); box 1 overlaps anchor 1 with IoU 25/175 < 0.5 but anchor 1
+    # is its best anchor, so it is forced positive.
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [25.0, 25.0, 35.0, 35.0]])
+    matches = match_anchors(ANCHORS, gt, 0.5)
+    assert matches.tolist() == [0, 1, -1, -1]  # anchor 3 has IoU 1/3 with box 0: negative
+    assert match_anchors(ANCHORS, torch.zeros((0, 4))).tolist() == [-1, -1, -1, -1]
+
+
+def test_hard_negative_mask_picks_largest():
+    loss = torch.tensor([[0.1, 5.0, -math.inf, 3.0, 0.2], [1.0, 2.0, 3.0, 4.0, 5.0]])
+    mask = hard_negative_mask(loss, torch.tensor([2, 1]))
+    assert mask.tolist() == [[False, True, False, True, False],
+                             [False, False, False, False, True]]
+
+
+def test_classification_hard_negatives_three_to_one():
+    # 1 image, 12 anchors: anchor 0 is the only positive (box equals it); 11 negatives have
+    # distinct background margins so the 3 hardest are known: anchors 11, 10, 9.
+    anchors = torch.stack([torch.tensor([i * 20.0, 0.0, i * 20.0 + 10, 10.0]) for i in range(12)])
+    logits = torch.zeros(1, 12, 9)
+    logits[0, :, 0] = torch.arange(12, 0, -1).float()  # background logit falls with index
+    logits[0, 0, 3] = 2.0
+    box = torch.zeros(1, 12, 4)
+    cfg = LossConfig(min_negatives_per_image=0)
+    t = _targets([[[0.0, 0.0, 10.0, 10.0]]], [[3]])
+    cls, box_l, num_pos = detection_loss(logits, box, anchors, t, cfg)
+    ce = F.cross_entropy(logits[0], torch.tensor([3] + [0] * 11), reduction="none")
+    expected = (ce[0] + ce[9] + ce[10] + ce[11]) / 1.0
+    assert num_pos.item() == 1
+    assert cls.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert box_l.item() == pytest.approx(0.0, abs=1e-6)  # zero offsets encode the anchor itself
+    # A floor on negatives replaces the 3:1 count when it is larger.
+    cls8, _, _ = detection_loss(logits, box, anchors, t, LossConfig(min_negatives_per_image=5))
+    expected8 = ce[0] + ce[7:12].sum()
+    assert cls8.item() == pytest.approx(expected8.item(), rel=1e-6)
+
+
+def test_smooth_l1_box_loss_value_and_giou_zero_at_truth():
+    gt = torch.tensor([[1.0, 2.0, 11.0, 9.0]])
+    coder = BoxCoder(weights=BOX_CODER_WEIGHTS)
+    enc = coder.encode_single(gt, ANCHORS[:1])
+    box = torch.zeros(1, 4, 4)
+    box[0, 0] = enc[0]
+    box[0, 0, 2] += 0.5  # smooth-L1 of 0.5 is 0.5 * 0.5^2 = 0.125
+    t = _targets([gt], [[1]])
+    _, box_l, n = detection_loss(torch.zeros(1, 4, 9), box, ANCHORS, t, LossConfig())
+    assert n.item() == 1
+    assert box_l.item() == pytest.approx(0.125, rel=1e-5)
+    box[0, 0, 2] -= 0.5
+    _, giou, _ = detection_loss(torch.zeros(1, 4, 9), box, ANCHORS, t,
+                                LossConfig(box_loss="giou"))
+    assert giou.item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_silog_closed_forms():
+    target = torch.tensor([[[1.0, 1.0]]])
+    mask = torch.ones_like(target, dtype=torch.bool)
+    assert silog_loss(target, target, mask).item() == pytest.approx(0.0, abs=1e-6)
+    # Uniform scale s: Var(g) = 0, mean(g) = log s -> 10 sqrt(0.15) |log s| (not invariant).
+    assert silog_loss(3.0 * target, target, mask).item() == pytest.approx(
+        10 * math.sqrt(0.15) * math.log(3.0), rel=1e-5)
+    # g = [0, ln 2]: Var = mean^2 = (ln2 / 2)^2 -> 10 (ln2 / 2) sqrt(1.15).
+    pred = torch.tensor([[[1.0, 2.0]]])
+    assert silog_loss(pred, target, mask).item() == pytest.approx(
+        10 * math.log(2) / 2 * math.sqrt(1.15), rel=1e-5)
+    # lambda = 0 is fully scale invariant.
+    assert silog_loss(7.0 * target, target, mask, lam=0.0).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_silog_ignores_masked_pixels():
+    target = torch.tensor([[[1.0, 1.0, float("nan"), -5.0]]])
+    pred = torch.tensor([[[1.0, 2.0, 100.0, 0.001]]])
+    mask = torch.tensor([[[True, True, False, False]]])
+    value = silog_loss(pred, target, mask)
+    assert value.item() == pytest.approx(10 * math.log(2) / 2 * math.sqrt(1.15), rel=1e-5)
+    pred.requires_grad_(True)
+    silog_loss(pred, target, mask).sum().backward()
+    assert pred.grad[0, 0, 2:].abs().sum().item() == 0.0
+    assert torch.isfinite(pred.grad).all()
+
+
+def test_gradient_matching_step_and_scale_invariance():
+    target = torch.ones(1, 2, 4)
+    mask = torch.ones_like(target, dtype=torch.bool)
+    assert gradient_matching_loss(5 * target, target, mask, 2).item() == pytest.approx(0, abs=1e-7)
+    pred = torch.tensor([[[1.0, 1.0, math.e, math.e]] * 2])
+    # log residual rows [0, 0, 1, 1]: one unit jump in each row, 6 x-pairs + 4 y-pairs.
+    assert gradient_matching_loss(pred, target, mask, 1).item() == pytest.approx(0.2, rel=1e-6)
+    mask[:, :, 2] = False  # removes both pairs crossing the jump
+    assert gradient_matching_loss(pred, target, mask, 1).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_canonical_target_and_depth_loss_masking():
+    depth = torch.full((1, 4, 4), 10.0)
+    focal = torch.tensor([500.0])
+    assert canonical_depth_target(depth, focal, 1000.0)[0, 0, 0].item() == pytest.approx(20.0)
+    depth[0, 0, 0] = float("nan")
+    depth[0, 0, 1] = 1000.0  # sky, above depth_max_m
+    depth[0, 0, 2] = 0.1  # below depth_min_m
+    t = _targets([torch.zeros(0, 4)], [[]], depth=depth, focal=focal)
+    pred = torch.full((1, 1, 4, 4), 20.0, requires_grad=True)  # exact canonical depth
+    silog, grad, n = depth_loss(pred, t, 1000.0, LossConfig())
+    assert n.item() == 1
+    assert silog.item() == pytest.approx(0.0, abs=1e-6)
+    assert grad.item() == pytest.approx(0.0, abs=1e-6)
+    # A quarter-resolution prediction is upsampled to the label grid: a constant stays exact.
+    small = torch.full((1, 1, 2, 2), 40.0)
+    silog2, _, _ = depth_loss(small, t, 1000.0, LossConfig())
+    assert silog2.item() == pytest.approx(10 * math.sqrt(0.15) * math.log(2.0), rel=1e-5)
+
+
+def test_asymmetric_labels_zero_gradient_for_missing_head():
+    torch.manual_seed(0)
+    loss_fn = DepthSSDLoss(LossConfig(), canonical_focal_px=1000.0)
+    cls = torch.randn(2, 4, 9, requires_grad=True)
+    box = torch.randn(2, 4, 4, requires_grad=True)
+    depth = (torch.rand(2, 1, 4, 4) * 10 + 1).requires_grad_(True)
+    # Frame 0 has only boxes, frame 1 only depth.
+    t = _targets([[[0.0, 0.0, 10.0, 10.0]], [[20.0, 20.0, 30.0, 30.0]]], [[1], [2]],
+                 has_boxes=torch.tensor([True, False]), has_depth=torch.tensor([False, True]))
+    total, terms = loss_fn(cls, box, depth, ANCHORS, t)
+    total.backward()
+    assert cls.grad[1].abs().sum().item() == 0.0 and box.grad[1].abs().sum().item() == 0.0
+    assert depth.grad[0].abs().sum().item() == 0.0
+    assert cls.grad[0].abs().sum().item() > 0 and depth.grad[1].abs().sum().item() > 0
+    # A batch with no depth label at all: depth head gets exactly zero gradient and the
+    # normalised static weights reduce to the mean of the two detection terms.
+    for x in (cls, box, depth):
+        x.grad = None
+    t.has_depth = torch.tensor([False, False])
+    total, terms = loss_fn(cls, box, depth, ANCHORS, t)
+    total.backward()
+    assert depth.grad is not None and depth.grad.abs().sum().item() == 0.0
+    assert total.item() == pytest.approx((terms["cls"] + terms["box"]).item() / 2, rel=1e-6)
+
+
+def test_static_weights_are_normalised():
+    loss_fn = DepthSSDLoss(LossConfig(weights={"cls": 1.0, "box": 1.0, "depth": 2.0}), 1000.0)
+    cls, box = torch.randn(1, 4, 9), torch.randn(1, 4, 4)
+    depth = torch.rand(1, 1, 4, 4) + 5
+    t = _targets([[[0.0, 0.0, 10.0, 10.0]]], [[1]])
+    total, terms = loss_fn(cls, box, depth, ANCHORS, t)
+    expected = (terms["cls"] + terms["box"] + 2 * terms["depth"]) / 4
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_uncertainty_weighting_gradient():
+    loss_fn = DepthSSDLoss(LossConfig(weighting="uncertainty"), 1000.0)
+    cls, box = torch.randn(1, 4, 9), torch.randn(1, 4, 4)
+    depth = torch.rand(1, 1, 4, 4) + 5
+    t = _targets([[[0.0, 0.0, 10.0, 10.0]]], [[1]])
+    total, terms = loss_fn(cls, box, depth, ANCHORS, t)
+    # With s = 0: total = sum L_k, and d total / d s_k = 1 - L_k.
+    assert total.item() == pytest.approx(
+        (terms["cls"] + terms["box"] + terms["depth"]).item(), rel=1e-6)
+    total.backward()
+    expected = torch.stack([1 - terms["cls"], 1 - terms["box"], 1 - terms["depth"]])
+    assert torch.allclose(loss_fn.log_vars.grad, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"box_loss": "l2"}, "box_loss"), ({"weighting": "magic"}, "weighting"),
+    ({"weights": {"cls": 1.0, "dpth": 1.0}}, "dpth"), ({"depth_min_m": 0.0}, "depth_min_m"),
+])
+def test_bad_loss_config_names_the_key(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        LossConfig(**kwargs).validate()
