@@ -1,0 +1,166 @@
+"""Detection post-processing shared by every backend: box decoding, thresholds and NMS.
+
+The exported graph stops at raw ``cls_logits`` and ``box_regression`` (see ARCHITECTURE.md);
+everything here runs after it, identically for PyTorch, ONNX Runtime and TensorRT. Box codes
+follow torchvision's ``BoxCoder(weights=(10, 10, 5, 5))`` so the training targets and the
+decoding agree; NMS is torchvision's class-wise ``batched_nms``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torchvision.ops import batched_nms
+
+#: torchvision's SSD box-coder weights (wx, wy, ww, wh).
+BOX_CODER_WEIGHTS: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)
+# torchvision clamps the log-size deltas at log(1000 / 16) so exp() cannot overflow.
+_BBOX_XFORM_CLIP = math.log(1000.0 / 16)
+
+
+def decode_boxes(rel_codes: np.ndarray | torch.Tensor, anchors_xyxy: np.ndarray | torch.Tensor,
+                 weights: tuple[float, float, float, float] = BOX_CODER_WEIGHTS,
+                 ) -> np.ndarray | torch.Tensor:
+    """Decode box regression codes against anchors (torchvision ``BoxCoder.decode_single``).
+
+    Args:
+        rel_codes: (..., A, 4) encoded offsets (dx, dy, dw, dh).
+        anchors_xyxy: (A, 4) anchors in pixels, x1 y1 x2 y2.
+        weights: the coder weights (wx, wy, ww, wh).
+
+    Returns:
+        Decoded boxes (..., A, 4) xyxy pixels, the same array type (numpy or torch) as
+        ``rel_codes``.
+    """
+    is_numpy = isinstance(rel_codes, np.ndarray)
+    codes = torch.from_numpy(np.asarray(rel_codes)) if is_numpy else rel_codes
+    anchors = torch.as_tensor(anchors_xyxy, dtype=codes.dtype, device=codes.device)
+    if codes.shape[-1] != 4 or anchors.shape[-1] != 4 or codes.shape[-2] != anchors.shape[0]:
+        raise ValueError(
+            f"box codes {tuple(codes.shape)} do not match anchors {tuple(anchors.shape)}"
+        )
+    wx, wy, ww, wh = weights
+    widths = anchors[:, 2] - anchors[:, 0]
+    heights = anchors[:, 3] - anchors[:, 1]
+    ctr_x = anchors[:, 0] + 0.5 * widths
+    ctr_y = anchors[:, 1] + 0.5 * heights
+    dx = codes[..., 0] / wx
+    dy = codes[..., 1] / wy
+    dw = torch.clamp(codes[..., 2] / ww, max=_BBOX_XFORM_CLIP)
+    dh = torch.clamp(codes[..., 3] / wh, max=_BBOX_XFORM_CLIP)
+    pred_ctr_x = dx * widths + ctr_x
+    pred_ctr_y = dy * heights + ctr_y
+    half_w = 0.5 * torch.exp(dw) * widths
+    half_h = 0.5 * torch.exp(dh) * heights
+    boxes = torch.stack(
+        [pred_ctr_x - half_w, pred_ctr_y - half_h, pred_ctr_x + half_w, pred_ctr_y + half_h],
+        dim=-1,
+    )
+    return boxes.numpy() if is_numpy else boxes
+
+
+@dataclass
+class Detections:
+    """Detections of one image after NMS, sorted by descending score.
+
+    Attributes:
+        boxes_xyxy: float32 (N, 4) pixels of the network input, clipped to the image.
+        scores: float32 (N,) class probabilities.
+        class_index: int64 (N,) indices into ``CLASSES`` (0..7; background removed).
+    """
+
+    boxes_xyxy: np.ndarray
+    scores: np.ndarray
+    class_index: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+def postprocess_detections(
+    cls_logits: np.ndarray | torch.Tensor,
+    box_regression: np.ndarray | torch.Tensor,
+    anchors_xyxy: np.ndarray | torch.Tensor,
+    image_size_hw: tuple[int, int],
+    score_threshold: float = 0.3,
+    nms_iou: float = 0.5,
+    max_detections: int = 100,
+    pre_nms_top_k: int = 1000,
+    class_filter: set[int] | frozenset[int] | None = None,
+) -> Detections:
+    """Turn the raw head outputs of one image into final detections.
+
+    Softmax over the classes (index 0 = background, dropped), keep (anchor, class) pairs above
+    ``score_threshold`` and in ``class_filter``, keep the ``pre_nms_top_k`` best, decode those
+    boxes only, clip to the image, class-wise NMS, keep ``max_detections``.
+
+    Args:
+        cls_logits: (A, C + 1) or (1, A, C + 1) logits.
+        box_regression: (A, 4) or (1, A, 4) box codes.
+        anchors_xyxy: (A, 4) anchors in input pixels.
+        image_size_hw: (height, width) of the network input, for clipping.
+        score_threshold: minimum class probability, in [0, 1].
+        nms_iou: IoU above which a lower-scored box of the same class is suppressed.
+        max_detections: most detections returned.
+        pre_nms_top_k: most candidates entering NMS.
+        class_filter: 0-based class indices to keep; None keeps all.
+
+    Returns:
+        :class:`Detections` in input pixels.
+    """
+    if not 0.0 <= score_threshold <= 1.0:
+        raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+    if not 0.0 < nms_iou <= 1.0:
+        raise ValueError(f"nms_iou must be in (0, 1], got {nms_iou}")
+    if max_detections < 0 or pre_nms_top_k <= 0:
+        raise ValueError(
+            f"max_detections must be >= 0 and pre_nms_top_k > 0, got {max_detections}, "
+            f"{pre_nms_top_k}"
+        )
+    logits = torch.as_tensor(cls_logits)
+    codes = torch.as_tensor(box_regression)
+    if logits.dim() == 3:
+        if logits.shape[0] != 1:
+            raise ValueError(f"postprocess takes one image, got batch {logits.shape[0]}")
+        logits = logits[0]
+    if codes.dim() == 3:
+        codes = codes[0]
+    if logits.dim() != 2 or codes.shape != (logits.shape[0], 4):
+        raise ValueError(
+            f"cls_logits {tuple(logits.shape)} and box_regression {tuple(codes.shape)} "
+            "do not describe the same anchors"
+        )
+    logits = logits.float()
+    codes = codes.float()
+    num_classes = logits.shape[1] - 1
+    scores = torch.softmax(logits, dim=1)[:, 1:]
+    if class_filter is not None:
+        allowed = torch.zeros(num_classes, dtype=torch.bool)
+        for index in class_filter:
+            if 0 <= int(index) < num_classes:
+                allowed[int(index)] = True
+        scores = scores * allowed.to(scores.dtype)
+    flat = scores.reshape(-1)
+    keep = torch.nonzero(flat > score_threshold).squeeze(1)
+    if keep.numel() > pre_nms_top_k:
+        keep = keep[torch.topk(flat[keep], pre_nms_top_k).indices]
+    anchor_idx = keep // num_classes
+    labels = keep % num_classes
+    cand_scores = flat[keep]
+    anchors = torch.as_tensor(anchors_xyxy, dtype=torch.float32)
+    boxes = decode_boxes(codes[anchor_idx], anchors[anchor_idx])
+    height, width = image_size_hw
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0.0, float(width))
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0.0, float(height))
+    # Boxes clipped to nothing (anchors far outside the image) carry no information.
+    valid = (boxes[:, 2] - boxes[:, 0] > 1e-3) & (boxes[:, 3] - boxes[:, 1] > 1e-3)
+    boxes, cand_scores, labels = boxes[valid], cand_scores[valid], labels[valid]
+    kept = batched_nms(boxes, cand_scores, labels, nms_iou)[:max_detections]
+    return Detections(
+        boxes_xyxy=boxes[kept].numpy().astype(np.float32),
+        scores=cand_scores[kept].numpy().astype(np.float32),
+        class_index=labels[kept].numpy().astype(np.int64),
+    )
