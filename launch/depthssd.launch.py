@@ -1,0 +1,59 @@
+"""Launch the depthssd perception node on a CARLA camera published by carla-ros-bridge.
+
+Arguments (``ros2 launch depthssd_ros depthssd.launch.py --show-args``):
+
+- ``params_file``: the node's parameter file (default: the package's ``config/depthssd.yaml``;
+  every node parameter and its default lives there, none here).
+- ``role_name``: the ego vehicle's role name in CARLA (``ego_vehicle``).
+- ``camera``: the RGB camera's sensor id on that vehicle (``rgb_front``).
+- ``use_sim_time``: follow ``/clock`` as the bridge does (``true``).
+
+The node subscribes relative ``image`` and ``camera_info``; they are remapped to the bridge's
+``/carla/<role_name>/<camera>/image`` and ``.../camera_info``. The node publishes under its
+own name: ``/depthssd/detections``, ``/depthssd/depth``, ``/depthssd/overlay``, ...
+"""
+
+# ruff: noqa: I001  (the repository's launch/ folder makes isort take `launch` for first-party)
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+PACKAGE = "depthssd_ros"
+
+
+def generate_launch_description() -> LaunchDescription:
+    """The perception node with its parameter file and the CARLA camera remappings."""
+    params_file = LaunchConfiguration("params_file")
+    role_name = LaunchConfiguration("role_name")
+    camera = LaunchConfiguration("camera")
+    use_sim_time = LaunchConfiguration("use_sim_time")
+    camera_topic = ["/carla/", role_name, "/", camera]
+    return LaunchDescription([
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=PathJoinSubstitution([FindPackageShare(PACKAGE), "config",
+                                                "depthssd.yaml"]),
+            description="parameter file of the depthssd node"),
+        DeclareLaunchArgument(
+            "role_name", default_value="ego_vehicle",
+            description="role name of the ego vehicle in CARLA (topic prefix /carla/<role_name>)"),
+        DeclareLaunchArgument(
+            "camera", default_value="rgb_front",
+            description="id of the RGB camera sensor on the ego vehicle"),
+        DeclareLaunchArgument(
+            "use_sim_time", default_value="true", choices=["true", "false"],
+            description="use the simulator's /clock (carla-ros-bridge runs in simulated time)"),
+        Node(
+            package=PACKAGE,
+            executable="depthssd_node",
+            name="depthssd",
+            output="screen",
+            parameters=[params_file,
+                        {"use_sim_time": ParameterValue(use_sim_time, value_type=bool)}],
+            remappings=[("image", [*camera_topic, "/image"]),
+                        ("camera_info", [*camera_topic, "/camera_info"])],
+        ),
+    ])
