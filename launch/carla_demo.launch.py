@@ -27,8 +27,8 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "depthssd_ros"
-#: The perception node's name in depthssd.launch.py: its outputs are /depthssd/<topic>.
-PERCEPTION_NODE = "depthssd"
+#: The perception node's name in depthssd.launch.py: its outputs are /depthssd_node/<topic>.
+PERCEPTION_NODE = "depthssd_node"
 
 
 def _source_is(value: str) -> IfCondition:

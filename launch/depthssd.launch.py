@@ -9,8 +9,8 @@ Arguments (``ros2 launch depthssd_ros depthssd.launch.py --show-args``):
 - ``use_sim_time``: follow ``/clock`` as the bridge does (``true``).
 
 The node subscribes relative ``image`` and ``camera_info``; they are remapped to the bridge's
-``/carla/<role_name>/<camera>/image`` and ``.../camera_info``. The node publishes under its
-own name: ``/depthssd/detections``, ``/depthssd/depth``, ``/depthssd/overlay``, ...
+``/carla/<role_name>/<camera>/image`` and ``.../camera_info``. It keeps its own name, so its
+outputs are ``/depthssd_node/detections``, ``/depthssd_node/depth``, ... as with ``ros2 run``.
 """
 
 # ruff: noqa: I001  (the repository's launch/ folder makes isort take `launch` for first-party)
@@ -49,7 +49,7 @@ def generate_launch_description() -> LaunchDescription:
         Node(
             package=PACKAGE,
             executable="depthssd_node",
-            name="depthssd",
+            name="depthssd_node",
             output="screen",
             parameters=[params_file,
                         {"use_sim_time": ParameterValue(use_sim_time, value_type=bool)}],

@@ -186,10 +186,10 @@ def test_rviz_config_shows_the_node_outputs_in_the_camera_frame():
                             for a in ("role_name", "camera"))
     assert manager["Global Options"]["Fixed Frame"] == camera_frame
     topics = {d["Class"]: d.get("Topic", {}).get("Value") for d in manager["Displays"]}
-    assert topics["rviz_default_plugins/MarkerArray"] == "/depthssd/markers"
+    assert topics["rviz_default_plugins/MarkerArray"] == "/depthssd_node/markers"
     images = [d["Topic"]["Value"] for d in manager["Displays"]
               if d["Class"] == "rviz_default_plugins/Image"]
-    assert sorted(images) == ["/depthssd/depth", "/depthssd/overlay"]
+    assert sorted(images) == ["/depthssd_node/depth", "/depthssd_node/overlay"]
     assert "rviz_default_plugins/TF" in topics
 
 

@@ -71,7 +71,7 @@ class TestCarlaDemoLaunch(unittest.TestCase):
         self.assertEqual(stamps, sorted(stamps))
 
     def test_detections_and_ground_truth_share_the_camera_frame(self):
-        detections = self._collect(Detection2DArray, "/depthssd/detections", 3)
+        detections = self._collect(Detection2DArray, "/depthssd_node/detections", 3)
         truth = self._collect(Detection2DArray, "/carla/ego_vehicle/rgb_front/ground_truth", 3)
         self.assertGreaterEqual(len(detections), 3)
         self.assertGreaterEqual(len(truth), 3)

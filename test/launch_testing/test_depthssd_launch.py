@@ -74,12 +74,12 @@ class TestDepthssdLaunch(unittest.TestCase):
         return got
 
     def test_detections_and_depth_follow_the_camera(self):
-        detections = self._collect(Detection2DArray, "/depthssd/detections", 3)
+        detections = self._collect(Detection2DArray, "/depthssd_node/detections", 3)
         self.assertGreaterEqual(len(detections), 3, "no detections from the launched node")
         for msg in detections:
             self.assertEqual(msg.header.frame_id, f"{ROLE}/{CAMERA}")
             self.assertGreater(msg.header.stamp.sec + msg.header.stamp.nanosec, 0)
-        depth = self._collect(Image, "/depthssd/depth", 1)
+        depth = self._collect(Image, "/depthssd_node/depth", 1)
         self.assertTrue(depth, "no depth image from the launched node")
         self.assertEqual(depth[0].encoding, "32FC1")
         self.assertEqual(depth[0].header.frame_id, f"{ROLE}/{CAMERA}")
