@@ -39,6 +39,19 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            # ROS executables (ros2 run depthssd_ros <name>)
+            "depthssd_node = depthssd_ros.perception_node:main",
+            "synthetic_camera = depthssd_ros.synthetic_camera_node:main",
+            "planner_example = depthssd_ros.planner_node:main",
+            "depthssd_demo = depthssd_ros.demo:main",
+            # Offline tools
+            "depthssd-data = depthssd_train.cli.data:main",
+            "depthssd-carla-capture = depthssd_train.cli.carla_capture:main",
+            "depthssd-train = depthssd_train.cli.train:main",
+            "depthssd-eval = depthssd_train.cli.evaluate:main",
+            "depthssd-export = depthssd_core.cli.export:main",
+            "depthssd-build-engine = depthssd_core.cli.build_engine:main",
+        ],
     },
 )
