@@ -57,3 +57,28 @@ def toy_frames(sequences: int = 2, frames: int = 3, **kwargs) -> list[LabeledFra
     """``sequences`` x ``frames`` toy frames, objects receding 0.5 m per frame."""
     return [toy_frame(f"seq{s}", f, shift_m=0.5 * f, **kwargs)
             for s in range(sequences) for f in range(frames)]
+
+
+# CARLA semantic tags of the toy classes (car 14, pedestrian 12)
+TOY_CARLA_TAGS = {1: 14, 6: 12}
+
+
+def toy_instance_map(frame: LabeledFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(CARLA tags, instance ids) of a toy frame, painted over the same pixels as its depth."""
+    height, width = frame.rgb.shape[:2]
+    tags = np.zeros((height, width), np.uint8)
+    ids = np.zeros((height, width), np.int32)
+    for obj in frame.objects:
+        x1, y1, x2, y2 = obj.box_xyxy
+        c1, c2 = max(0, math.ceil(x1 - 0.5)), min(width, math.ceil(x2 - 0.5))
+        r1, r2 = max(0, math.ceil(y1 - 0.5)), min(height, math.ceil(y2 - 0.5))
+        tags[r1:r2, c1:c2] = TOY_CARLA_TAGS[obj.category_id]
+        ids[r1:r2, c1:c2] = obj.instance_id
+    return tags, ids
+
+
+def pixel_box(obj: ObjectLabel, width: int, height: int) -> tuple[int, int, int, int]:
+    """The box of the pixels a toy object covers (what an instance map yields)."""
+    x1, y1, x2, y2 = obj.box_xyxy
+    return (max(0, math.ceil(x1 - 0.5)), max(0, math.ceil(y1 - 0.5)),
+            min(width, math.ceil(x2 - 0.5)), min(height, math.ceil(y2 - 0.5)))
