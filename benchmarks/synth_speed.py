@@ -1,0 +1,53 @@
+"""Frames per second of the synthetic world on one CPU core (numpy/OpenCV threads pinned to 1).
+
+Run: ``taskset -c 0 .venv/bin/python benchmarks/synth_speed.py`` (taskset optional; the thread
+variables below are set before numpy loads). Prints one line ``synth_speed: N frames/s ...``.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import cv2  # noqa: E402
+
+from depthssd_train.synth import SyntheticWorld  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time ``--runs`` sequences of ``--frames`` frames and print the median frames/s."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    cv2.setNumThreads(1)
+    if hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[0]})
+    world = SyntheticWorld(args.seed, args.width, args.height)
+    rates = []
+    for run in range(args.runs):
+        frames = world.sequence(f"bench{run}", args.frames + 1)
+        next(frames)  # exclude building the sequence from the per-frame time
+        start = time.perf_counter()
+        count = sum(1 for _ in frames)
+        rates.append(count / (time.perf_counter() - start))
+    print("command:", " ".join([os.path.basename(sys.executable), *sys.argv]))
+    print("runs (frames/s):", ", ".join(f"{r:.1f}" for r in rates))
+    print(f"synth_speed: {statistics.median(rates):.1f} frames/s at {args.width}x{args.height} "
+          f"on one core (median of {args.runs} runs of {args.frames} frames)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""Sequences of the procedural synthetic world: determinism, variation and label consistency."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from depthssd_core.classes import NUM_CLASSES
+from depthssd_core.geometry import CameraIntrinsics, backproject, flat_ground_depth
+from depthssd_train.synth import FRAME_DT_S, SKY_DEPTH_M, SyntheticWorld, preview
+
+W, H = 128, 72
+
+
+def _frames(seed=0, seq="a", n=3, **kwargs):
+    return list(SyntheticWorld(seed, W, H, **kwargs).sequence(seq, n))
+
+
+def _same(f1, f2):
+    return (f1.rgb.tobytes() == f2.rgb.tobytes() and f1.depth_m.tobytes() == f2.depth_m.tobytes()
+            and f1.instance.tobytes() == f2.instance.tobytes()
+            and f1.semantic.tobytes() == f2.semantic.tobytes()
+            and [vars(o).keys() for o in f1.objects] == [vars(o).keys() for o in f2.objects]
+            and all(o1.box_xyxy == o2.box_xyxy and o1.center_optical == o2.center_optical
+                    for o1, o2 in zip(f1.objects, f2.objects, strict=True))
+            and f1.pose == f2.pose)
+
+
+def test_same_seed_same_bytes_and_prefix_stable():
+    a = _frames(7, "x", 3)
+    b = _frames(7, "x", 3)
+    assert all(_same(f1, f2) for f1, f2 in zip(a, b, strict=True))
+    longer = _frames(7, "x", 5)
+    assert all(_same(f1, f2) for f1, f2 in zip(a, longer[:3], strict=True))
+
+
+def test_different_seed_or_sequence_differs():
+    a = _frames(1, "x", 1)[0]
+    assert a.rgb.tobytes() != _frames(2, "x", 1)[0].rgb.tobytes()
+    assert a.rgb.tobytes() != _frames(1, "y", 1)[0].rgb.tobytes()
+
+
+def test_frame_fields_and_timing():
+    frames = _frames(3, "t", 4)
+    for i, f in enumerate(frames):
+        assert f.rgb.shape == (H, W, 3) and f.rgb.dtype == np.uint8
+        assert f.depth_m.shape == (H, W) and f.depth_m.dtype == np.float32
+        assert f.instance.dtype == np.int32 and f.semantic.dtype == np.uint8
+        assert f.frame_index == i and f.sequence == "t"
+        assert f.timestamp_s == pytest.approx(i * FRAME_DT_S)
+        assert np.all(f.depth_m > 0) and np.all(f.depth_m <= SKY_DEPTH_M)
+        assert f.semantic.max() <= NUM_CLASSES
+    # The ego drives forward along the road.
+    x = [f.pose[0] for f in frames]
+    assert all(b > a for a, b in itertools.pairwise(x))
+
+
+def test_fixed_camera_arguments_and_ground_rows():
+    frames = _frames(5, "c", 2, fov_deg=75.0, camera_height_m=1.9, camera_pitch_rad=0.03)
+    for f in frames:
+        assert f.intrinsics == CameraIntrinsics.from_fov(W, H, 75.0)
+        assert f.camera_height_m == 1.9 and f.camera_pitch_rad == 0.03
+        # Nothing stands within a few metres of the camera: the bottom row is flat road.
+        expected = flat_ground_depth(H - 1, 1.9, 0.03, f.intrinsics.fy, f.intrinsics.cy)
+        assert f.depth_m[H - 1, W // 2] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_random_camera_draws_within_ranges():
+    world = SyntheticWorld(11, W, H)
+    fovs, heights, pitches = [], [], []
+    for seq in range(12):
+        p = world.sequence_params(seq)
+        fovs.append(p.fov_deg)
+        heights.append(p.camera_height_m)
+        pitches.append(p.camera_pitch_rad)
+    assert min(fovs) >= 60 and max(fovs) <= 110 and max(fovs) - min(fovs) > 15
+    assert min(heights) >= 1.4 and max(heights) <= 2.4
+    assert max(abs(p) for p in pitches) <= math.radians(5) + 1e-12
+    f = next(world.sequence(0, 1))
+    assert f.intrinsics.hfov_deg == pytest.approx(fovs[0])
+
+
+def test_labels_consistent_with_maps_over_many_frames():
+    classes_seen = set()
+    frames = []
+    for seq in range(4):
+        frames += list(SyntheticWorld(seq, 160, 90).sequence(seq, 2))
+    for f in frames:
+        ids = set(np.unique(f.instance)) - {0}
+        assert ids == {o.instance_id for o in f.objects}
+        assert np.all(f.semantic[f.instance == 0] == 0)
+        for o in f.objects:
+            mask = f.instance == o.instance_id
+            ys, xs = np.nonzero(mask)
+            assert o.box_xyxy == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            assert o.visible_pixels == mask.sum() <= o.footprint_pixels
+            assert 0.0 <= o.occlusion <= 1.0 and 0.0 <= o.truncation <= 1.0
+            assert np.all(f.semantic[mask] == o.category_id)
+            assert o.distance_m == pytest.approx(float(np.median(f.depth_m[mask])))
+            # Every visible pixel, back-projected with its depth, lies on or in the 3D box.
+            pts = backproject(xs, ys, f.depth_m[ys, xs], f.intrinsics)
+            local = (pts - np.asarray(o.center_optical)) @ o.rotation_optical
+            assert np.all(np.abs(local) <= np.asarray(o.size_m) / 2 + 2e-3)
+            assert all(s > 0 for s in o.size_m)
+            classes_seen.add(o.category_id)
+    assert len(classes_seen) >= 4
+
+
+def test_objects_move_and_keep_their_ids():
+    frames = _frames(4, "m", 8)
+    first = {o.instance_id: o for o in frames[0].objects}
+    last = {o.instance_id: o for o in frames[-1].objects}
+    common = set(first) & set(last)
+    assert common
+    moved = [np.linalg.norm(np.subtract(first[i].center_optical, last[i].center_optical))
+             for i in common]
+    assert max(moved) > 0.5
+
+
+def test_preview_is_side_by_side():
+    f = _frames(0, "p", 1)[0]
+    img = preview(f)
+    assert img.shape == (H, 2 * W, 3) and img.dtype == np.uint8
+
+
+@pytest.mark.parametrize("kwargs, name", [({"width": 0}, "width"), ({"fov_deg": 0.0}, "fov_deg"),
+                                          ({"camera_height_m": -1.0}, "camera_height_m"),
+                                          ({"seed": -3}, "seed")])
+def test_world_rejects_bad_arguments(kwargs, name):
+    args = {"seed": 0, "width": W, "height": H, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        SyntheticWorld(**args)
+
+
+def test_sequence_rejects_negative_length():
+    with pytest.raises(ValueError, match="num_frames"):
+        list(SyntheticWorld(0, W, H).sequence("a", -1))
