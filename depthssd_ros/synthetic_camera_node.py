@@ -1,0 +1,282 @@
+"""``synthetic_camera``: the project's synthetic world published the way carla-ros-bridge would.
+
+With no CARLA server at hand, this node stands in for the bridge's ego camera so that the
+perception node, the planner and rviz2 run unchanged (``carla_demo.launch.py source:=synthetic``
+and ``make demo``). Topics, with ``R`` = ``role_name``, ``C`` = ``camera``, ``D`` =
+``depth_camera`` (all RELIABLE, KEEP_LAST 10, as the bridge):
+
+- ``/carla/R/C/image`` (``sensor_msgs/Image``, ``bgra8``, like CARLA's RGB camera);
+- ``/carla/R/C/camera_info`` (``plumb_bob``, zero distortion, K and P from the field of view:
+  ``fx = fy = W / (2 tan(fov / 2))``, ``cx = W / 2``, ``cy = H / 2``);
+- ``/carla/R/D/image`` (``32FC1`` planar depth in metres, sky at 1000 m as CARLA's far plane)
+  and ``/carla/R/D/camera_info``: a depth camera at the RGB camera's pose with the same size and
+  intrinsics, so it is pixel-aligned (unlike the bridge's default depth_front);
+- ``/carla/R/C/ground_truth`` (``vision_msgs/Detection2DArray``), this node's addition: every
+  visible object of our classes with ``results[0].hypothesis.class_id`` = class name, score 1,
+  ``results[0].pose.pose.position`` = the 3D point the perception node reports (box centre ray
+  at the object's median true depth, so ``z`` is its true distance) and ``id`` = instance id;
+- ``/clock`` (``rosgraph_msgs/Clock``) with ``publish_clock``: messages are stamped with the
+  world's simulated time, which advances 0.05 s per frame (CARLA synchronous mode at 20 Hz).
+
+Frame ids are ``R/C`` and ``R/D``, as the bridge names sensor frames. ``rate_hz`` caps the
+wall-clock publishing rate; when rendering is slower, simulated time simply runs slower than
+wall time, as CARLA's does on a slow machine. Parameters: ``config/synthetic_camera.yaml``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+
+import cv2
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time as TimeMsg
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+from depthssd_core.classes import CLASSES
+from depthssd_core.geometry import backproject
+from depthssd_ros.conversions import depth_to_image, intrinsics_to_camera_info
+from depthssd_train.synth import FRAME_DT_S, SyntheticWorld, SynthFrame
+
+#: carla-ros-bridge's sensor QoS: reliable, keep last 10 (volatile).
+BRIDGE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                        history=HistoryPolicy.KEEP_LAST)
+
+
+@dataclass(frozen=True)
+class SyntheticCameraSettings:
+    """Parameters of the node (ROS parameters of the same names; see the YAML for the units).
+
+    The values here are the defaults; ``config/synthetic_camera.yaml`` holds the same values
+    with a comment per key (a test keeps the two equal).
+    """
+
+    role_name: str = "ego_vehicle"
+    camera: str = "rgb_front"
+    depth_camera: str = "depth_front"
+    width: int = 640
+    height: int = 360
+    fov_deg: float = 90.0
+    rate_hz: float = 20.0
+    seed: int = 7
+    camera_height_m: float = 2.0
+    camera_pitch_deg: float = 0.0
+    sequence_frames: int = 400
+    publish_clock: bool = True
+    max_frames: int = 0
+    publish_ground_truth: bool = True
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first invalid setting."""
+        for name in ("role_name", "camera", "depth_camera"):
+            value = getattr(self, name)
+            if not value or not all(c.isalnum() or c == "_" for c in value):
+                raise ValueError(f"{name} must be a non-empty ROS name token, got {value!r}")
+        if self.camera == self.depth_camera:
+            raise ValueError("camera and depth_camera must differ")
+        for name in ("width", "height", "sequence_frames"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not (math.isfinite(self.rate_hz) and self.rate_hz > 0):
+            raise ValueError(f"rate_hz must be positive, got {self.rate_hz}")
+        if self.max_frames < 0:
+            raise ValueError(f"max_frames must be >= 0, got {self.max_frames}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        # The world checks the field of view, height and pitch with its own messages.
+        SyntheticWorld(self.seed, self.width, self.height, self.fov_deg, self.camera_height_m,
+                       math.radians(self.camera_pitch_deg))
+
+    def topic(self, sensor: str, leaf: str) -> str:
+        """The bridge's topic ``/carla/<role_name>/<sensor>/<leaf>``."""
+        return f"/carla/{self.role_name}/{sensor}/{leaf}"
+
+    def frame_id(self, sensor: str) -> str:
+        """The bridge's frame id of a sensor, ``<role_name>/<sensor>``."""
+        return f"{self.role_name}/{sensor}"
+
+
+PARAMETER_DESCRIPTIONS: dict[str, str] = {
+    "role_name": "ego vehicle role name (topic prefix /carla/<role_name>)",
+    "camera": "RGB camera sensor id; frame_id <role_name>/<camera>",
+    "depth_camera": "sensor id of the pixel-aligned depth camera",
+    "width": "image width, pixels",
+    "height": "image height, pixels",
+    "fov_deg": "horizontal field of view, degrees",
+    "rate_hz": "maximum wall-clock frame rate, Hz (simulated time advances 0.05 s per frame)",
+    "seed": "synthetic world seed (same seed, same frames)",
+    "camera_height_m": "camera height above the road, metres",
+    "camera_pitch_deg": "downward camera pitch, degrees",
+    "sequence_frames": "frames per synthetic sequence before a new road and traffic start",
+    "publish_clock": "publish /clock and stamp with simulated time (else the node's clock)",
+    "max_frames": "stop publishing after this many frames (0 = never)",
+    "publish_ground_truth": "publish the ground-truth Detection2DArray",
+}
+
+
+def frame_stream(settings: SyntheticCameraSettings) -> Iterator[tuple[int, SynthFrame]]:
+    """Endless (global index, frame) stream: sequence 0, then 1, ... of ``sequence_frames``."""
+    world = SyntheticWorld(settings.seed, settings.width, settings.height, settings.fov_deg,
+                           settings.camera_height_m, math.radians(settings.camera_pitch_deg))
+    index = 0
+    seq_id = 0
+    while True:
+        for frame in world.sequence(seq_id, settings.sequence_frames):
+            yield index, frame
+            index += 1
+        seq_id += 1
+
+
+def sim_stamp(index: int) -> TimeMsg:
+    """Simulated time of global frame ``index``: ``(index + 1) * 0.05`` s (never zero, which
+    ROS tools read as "no time")."""
+    ns = (index + 1) * round(FRAME_DT_S * 1e9)
+    return TimeMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def bgra_image_msg(header: Header, rgb: np.ndarray) -> Image:
+    """``bgra8`` image (CARLA's camera format, alpha 255) of an RGB uint8 frame."""
+    bgra = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA)
+    msg = Image(header=header, height=bgra.shape[0], width=bgra.shape[1], encoding="bgra8",
+                is_bigendian=0, step=bgra.shape[1] * 4)
+    # bytes, not the array: rclpy copies a numpy array element by element (100x slower).
+    msg.data = bgra.tobytes()
+    return msg
+
+
+def ground_truth_msg(header: Header, frame: SynthFrame) -> Detection2DArray:
+    """The frame's visible objects as a ``Detection2DArray`` (see the module docstring)."""
+    out = Detection2DArray(header=header)
+    for obj in frame.objects:
+        x1, y1, x2, y2 = (float(v) for v in obj.box_xyxy)
+        det = Detection2D(header=header, id=str(int(obj.instance_id)))
+        det.bbox.center.position.x = 0.5 * (x1 + x2)
+        det.bbox.center.position.y = 0.5 * (y1 + y2)
+        det.bbox.size_x = x2 - x1
+        det.bbox.size_y = y2 - y1
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id = CLASSES[obj.category_id - 1]
+        hyp.hypothesis.score = 1.0
+        point = backproject(0.5 * (x1 + x2), 0.5 * (y1 + y2), obj.distance_m, frame.intrinsics)
+        p = hyp.pose.pose.position
+        p.x, p.y, p.z = (float(v) for v in point)
+        hyp.pose.pose.orientation.w = 1.0
+        det.results.append(hyp)
+        out.detections.append(det)
+    return out
+
+
+class SyntheticCameraNode(Node):
+    """Publishes synthetic frames on carla-ros-bridge's topics (see the module docstring)."""
+
+    def __init__(self, node_name: str = "synthetic_camera", **node_kwargs) -> None:
+        """Create the node (``rclpy.init`` must have been called).
+
+        Args:
+            node_name: the node's name.
+            **node_kwargs: passed to ``rclpy.node.Node``.
+
+        Raises:
+            ValueError: a parameter value is invalid (the message names it).
+        """
+        super().__init__(node_name, **node_kwargs)
+        self.settings = self._declare_settings()
+        s = self.settings
+        self.frames_published = 0
+        self._stream = frame_stream(s)
+        self._pub_image = self.create_publisher(Image, s.topic(s.camera, "image"), BRIDGE_QOS)
+        self._pub_info = self.create_publisher(CameraInfo, s.topic(s.camera, "camera_info"),
+                                               BRIDGE_QOS)
+        self._pub_depth = self.create_publisher(Image, s.topic(s.depth_camera, "image"),
+                                                BRIDGE_QOS)
+        self._pub_depth_info = self.create_publisher(
+            CameraInfo, s.topic(s.depth_camera, "camera_info"), BRIDGE_QOS)
+        self._pub_truth = None
+        if s.publish_ground_truth:
+            self._pub_truth = self.create_publisher(
+                Detection2DArray, s.topic(s.camera, "ground_truth"), BRIDGE_QOS)
+        self._pub_clock = self.create_publisher(Clock, "/clock", 10) if s.publish_clock else None
+        self._period_s = 1.0 / s.rate_hz
+        # A timer at the target rate; a callback that renders for longer than the period simply
+        # delays the next one (the rate drops, simulated time stays 0.05 s per frame).
+        self._timer = self.create_timer(self._period_s, self._tick)
+        self.get_logger().info(
+            f"publishing a {s.width}x{s.height} fov {s.fov_deg:g} synthetic camera on "
+            f"{s.topic(s.camera, 'image')} at up to {s.rate_hz:g} Hz"
+            + (" with /clock" if s.publish_clock else ""))
+
+    def _declare_settings(self) -> SyntheticCameraSettings:
+        defaults = SyntheticCameraSettings()
+        values = {}
+        for f in fields(SyntheticCameraSettings):
+            descriptor = ParameterDescriptor(description=PARAMETER_DESCRIPTIONS[f.name],
+                                             read_only=True)
+            values[f.name] = self.declare_parameter(f.name, getattr(defaults, f.name),
+                                                    descriptor).value
+        settings = SyntheticCameraSettings(**values)
+        settings.validate()
+        return settings
+
+    @property
+    def done(self) -> bool:
+        """Whether ``max_frames`` frames have been published."""
+        return 0 < self.settings.max_frames <= self.frames_published
+
+    def _tick(self) -> None:
+        if self.done:
+            self._timer.cancel()
+            self.get_logger().info(f"published {self.frames_published} frames (max_frames)")
+            return
+        index, frame = next(self._stream)
+        self.publish_frame(index, frame)
+
+    def publish_frame(self, index: int, frame: SynthFrame) -> None:
+        """Publish one frame on every topic with one header stamp."""
+        s = self.settings
+        stamp = sim_stamp(index) if s.publish_clock else self.get_clock().now().to_msg()
+        if self._pub_clock is not None:
+            # The clock first, so subscribers' sim time has reached the frame's stamp.
+            self._pub_clock.publish(Clock(clock=stamp))
+        rgb_header = Header(stamp=stamp, frame_id=s.frame_id(s.camera))
+        depth_header = Header(stamp=stamp, frame_id=s.frame_id(s.depth_camera))
+        self._pub_info.publish(intrinsics_to_camera_info(rgb_header, frame.intrinsics))
+        self._pub_image.publish(bgra_image_msg(rgb_header, frame.rgb))
+        self._pub_depth_info.publish(intrinsics_to_camera_info(depth_header, frame.intrinsics))
+        self._pub_depth.publish(depth_to_image(depth_header, frame.depth_m))
+        if self._pub_truth is not None:
+            self._pub_truth.publish(ground_truth_msg(rgb_header, frame))
+        self.frames_published += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``synthetic_camera`` node until interrupted (console script entry point)."""
+    rclpy.init(args=sys.argv if argv is None else argv)
+    try:
+        node = SyntheticCameraNode()
+    except (ValueError, ParameterException) as exc:
+        print(f"synthetic_camera: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
