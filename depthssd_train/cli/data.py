@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--width", type=int, default=640)
     synth.add_argument("--height", type=int, default=360)
-    synth.add_argument("--fov", type=float, default=90.0, help="horizontal field of view, deg")
+    synth.add_argument("--fov", type=float, default=None,
+                       help="horizontal field of view, deg (default: drawn per sequence)")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing split")
     synth.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
