@@ -1,0 +1,360 @@
+"""Evaluation metrics: COCO detection AP, Eigen depth metrics, per-object distance, jitter.
+
+Definitions (also written into ``metrics.json`` consumers rely on):
+
+- Detection: COCO mAP@[.5:.95] and AP@.5 with pycocotools, per class; plus AP@.5 over car,
+  truck, bus and pedestrian within ``near_max_m`` (60 m): ground truth of those classes farther
+  than that (by annotation ``distance_m``) is marked ``iscrowd`` so detections on it count
+  neither as hits nor as false positives; other classes are left out.
+- Depth (Eigen et al. 2014): AbsRel, SqRel, RMSE, RMSElog, delta < 1.25^k over pixels whose
+  true depth is in [min_m, max_m] (1-80 m) and whose prediction is finite; predictions are
+  clamped to [1e-3, max_m] as in the KITTI protocol. Computed per image, then averaged.
+- Per-object distance: a detection is matched to a ground-truth object of its class at
+  IoU >= 0.5 (greedy, highest score first); its error is ``|d_pred - d_true| / d_true`` with
+  ``d_true`` = the annotation ``distance_m`` (median true depth over the visible mask).
+- Jitter: for every ground-truth object matched in consecutive frames, the frame-to-frame
+  change of the distance residual ``(d_pred_t - d_true_t) - (d_pred_{t-1} - d_true_{t-1})``,
+  divided by ``d_true_t``; ``rel_rms_diff`` is its RMS over all pairs (true motion cancels, so
+  moving objects count too). ``static_rel_std`` is the median over near-static tracks (>= 5
+  matched frames, true distance spread <= 5 % of its median) of the standard deviation of
+  ``(d_pred - d_true) / d_true`` along the track.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from depthssd_core.classes import CLASSES
+
+NEAR_CLASSES = ("car", "truck", "bus", "pedestrian")
+RANGE_BINS_M = ((0.0, 20.0), (20.0, 40.0), (40.0, 80.0))
+DEPTH_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
+
+
+# ------------------------------------------------------------------------------------------------
+# Depth
+# ------------------------------------------------------------------------------------------------
+
+def depth_metrics(pred_m: np.ndarray, gt_m: np.ndarray, min_m: float = 1.0,
+                  max_m: float = 80.0) -> dict[str, float] | None:
+    """Eigen depth metrics of one image.
+
+    Args:
+        pred_m: predicted depth (NaN where the model gives none).
+        gt_m: true depth (0, NaN or out-of-range pixels are not evaluated).
+        min_m: smallest evaluated true depth.
+        max_m: largest evaluated true depth; predictions are clamped to [1e-3, max_m].
+
+    Returns:
+        Dict of :data:`DEPTH_KEYS` plus ``coverage`` (share of evaluable true pixels with a
+        finite prediction), or None when the image has no evaluable pixel.
+    """
+    pred = np.asarray(pred_m, np.float64)
+    gt = np.asarray(gt_m, np.float64)
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in shape")
+    in_range = np.isfinite(gt) & (gt >= min_m) & (gt <= max_m)
+    mask = in_range & np.isfinite(pred)
+    if not mask.any():
+        return None
+    p = np.clip(pred[mask], 1e-3, max_m)
+    g = gt[mask]
+    ratio = np.maximum(p / g, g / p)
+    return {
+        "abs_rel": float(np.mean(np.abs(p - g) / g)),
+        "sq_rel": float(np.mean((p - g) ** 2 / g)),
+        "rmse": float(np.sqrt(np.mean((p - g) ** 2))),
+        "rmse_log": float(np.sqrt(np.mean((np.log(p) - np.log(g)) ** 2))),
+        "delta1": float(np.mean(ratio < 1.25)),
+        "delta2": float(np.mean(ratio < 1.25**2)),
+        "delta3": float(np.mean(ratio < 1.25**3)),
+        "coverage": float(mask.sum() / in_range.sum()),
+    }
+
+
+@dataclass
+class DepthAccumulator:
+    """Averages per-image depth metrics and bins absolute relative error by true depth."""
+
+    min_m: float = 1.0
+    max_m: float = 80.0
+    bin_m: float = 5.0
+    images: list[dict[str, float]] = field(default_factory=list)
+    _bin_sum: np.ndarray | None = None
+    _bin_count: np.ndarray | None = None
+
+    def add(self, pred_m: np.ndarray, gt_m: np.ndarray) -> None:
+        """Add one image."""
+        m = depth_metrics(pred_m, gt_m, self.min_m, self.max_m)
+        if m is None:
+            return
+        self.images.append(m)
+        nbins = math.ceil(self.max_m / self.bin_m)
+        if self._bin_sum is None:
+            self._bin_sum, self._bin_count = np.zeros(nbins), np.zeros(nbins)
+        gt = np.asarray(gt_m, np.float64)
+        pred = np.asarray(pred_m, np.float64)
+        mask = np.isfinite(gt) & (gt >= self.min_m) & (gt <= self.max_m) & np.isfinite(pred)
+        g = gt[mask]
+        err = np.abs(np.clip(pred[mask], 1e-3, self.max_m) - g) / g
+        idx = np.minimum((g / self.bin_m).astype(int), nbins - 1)
+        self._bin_sum += np.bincount(idx, weights=err, minlength=nbins)
+        self._bin_count += np.bincount(idx, minlength=nbins)
+
+    def summary(self) -> dict[str, Any]:
+        """Mean of each metric over images (NaN without images), image count and range."""
+        out: dict[str, Any] = {k: (float(np.mean([m[k] for m in self.images]))
+                                   if self.images else math.nan)
+                               for k in (*DEPTH_KEYS, "coverage")}
+        out.update(num_images=len(self.images), range_m=[self.min_m, self.max_m])
+        return out
+
+    def error_by_distance(self) -> dict[str, list[float]]:
+        """Bin centres (m) and mean absolute relative error per bin (NaN for empty bins)."""
+        if self._bin_sum is None:
+            return {"bin_centre_m": [], "abs_rel": [], "pixels": []}
+        nbins = len(self._bin_sum)
+        centres = [(i + 0.5) * self.bin_m for i in range(nbins)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self._bin_sum / self._bin_count
+        return {"bin_centre_m": centres, "abs_rel": [float(v) for v in mean],
+                "pixels": [int(c) for c in self._bin_count]}
+
+
+# ------------------------------------------------------------------------------------------------
+# Matching and per-object distance
+# ------------------------------------------------------------------------------------------------
+
+def box_iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix [N, M] of xyxy boxes (pixel-edge convention: area = (x2-x1)*(y2-y1))."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def match_detections(gt_boxes: np.ndarray, gt_labels: Sequence[int], det_boxes: np.ndarray,
+                     det_labels: Sequence[int], det_scores: Sequence[float],
+                     iou_threshold: float = 0.5) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching of detections to ground truth of the same class.
+
+    Detections are taken by falling score; each takes the unmatched ground-truth box of its
+    class with the highest IoU, if that IoU is at least ``iou_threshold``.
+
+    Returns:
+        (gt index, detection index) pairs.
+    """
+    iou = box_iou_np(gt_boxes, det_boxes)
+    taken: set[int] = set()
+    pairs = []
+    for d in np.argsort(-np.asarray(det_scores, np.float64), kind="stable"):
+        best, best_iou = -1, iou_threshold
+        for g in range(len(gt_labels)):
+            if g in taken or int(gt_labels[g]) != int(det_labels[d]):
+                continue
+            if iou[g, d] >= best_iou:
+                best, best_iou = g, iou[g, d]
+        if best >= 0:
+            taken.add(best)
+            pairs.append((best, int(d)))
+    return pairs
+
+
+@dataclass
+class ObjectRecord:
+    """One ground-truth object matched to a detection."""
+
+    sequence: str
+    frame_index: int
+    instance_id: int
+    class_name: str
+    true_m: float
+    pred_m: float
+
+    @property
+    def abs_rel(self) -> float:
+        """``|pred - true| / true``."""
+        return abs(self.pred_m - self.true_m) / self.true_m
+
+
+def _range_name(lo: float, hi: float) -> str:
+    return f"{lo:g}-{hi:g}m"
+
+
+def distance_summary(records: Iterable[ObjectRecord], under_m: float = 40.0
+                     ) -> dict[str, Any]:
+    """Per-object distance error by class and range bin, and the median under ``under_m``.
+
+    Records whose prediction is not finite count in ``num_without_distance`` only.
+    """
+    recs = list(records)
+    usable = [r for r in recs if math.isfinite(r.pred_m) and r.true_m > 0]
+
+    def stats(rs: list[ObjectRecord]) -> dict[str, Any]:
+        errs = np.array([r.abs_rel for r in rs])
+        return {"n": len(rs),
+                "median_abs_rel": float(np.median(errs)) if len(rs) else math.nan,
+                "mean_abs_rel": float(np.mean(errs)) if len(rs) else math.nan}
+
+    by_range = {_range_name(lo, hi): stats([r for r in usable if lo <= r.true_m < hi])
+                for lo, hi in RANGE_BINS_M}
+    by_class: dict[str, Any] = {}
+    for name in CLASSES:
+        rs = [r for r in usable if r.class_name == name]
+        if rs:
+            entry = stats(rs)
+            entry["by_range"] = {_range_name(lo, hi): stats([r for r in rs if lo <= r.true_m < hi])
+                                 for lo, hi in RANGE_BINS_M}
+            by_class[name] = entry
+    near = [r.abs_rel for r in usable if r.true_m < under_m]
+    return {
+        "num_matched": len(recs),
+        "num_without_distance": len(recs) - len(usable),
+        f"median_abs_rel_under_{under_m:g}m": float(np.median(near)) if near else math.nan,
+        "by_range": by_range,
+        "by_class": by_class,
+    }
+
+
+def jitter_summary(records: Iterable[ObjectRecord], min_track_frames: int = 5,
+                   static_spread: float = 0.05) -> dict[str, Any]:
+    """Frame-to-frame jitter of object distances (see the module docstring)."""
+    tracks: dict[tuple[str, int], list[ObjectRecord]] = defaultdict(list)
+    for r in records:
+        if math.isfinite(r.pred_m) and r.true_m > 0:
+            tracks[(r.sequence, r.instance_id)].append(r)
+    diffs_rel, diffs_m, static_std = [], [], []
+    for recs in tracks.values():
+        recs.sort(key=lambda r: r.frame_index)
+        for prev, cur in itertools.pairwise(recs):
+            if cur.frame_index - prev.frame_index != 1:
+                continue
+            delta = (cur.pred_m - cur.true_m) - (prev.pred_m - prev.true_m)
+            diffs_m.append(delta)
+            diffs_rel.append(delta / cur.true_m)
+        if len(recs) >= min_track_frames:
+            true = np.array([r.true_m for r in recs])
+            if true.max() - true.min() <= static_spread * np.median(true):
+                resid = np.array([(r.pred_m - r.true_m) / r.true_m for r in recs])
+                static_std.append(float(np.std(resid)))
+    def rms(values: list[float]) -> float:
+        return float(np.sqrt(np.mean(np.square(values)))) if values else math.nan
+
+    return {
+        "pairs": len(diffs_rel),
+        "rel_rms_diff": rms(diffs_rel),
+        "m_rms_diff": rms(diffs_m),
+        "static_tracks": len(static_std),
+        "static_rel_std": float(np.median(static_std)) if static_std else math.nan,
+        "definition": "rel_rms_diff: RMS over consecutive matched frames of the change of "
+                      "(pred - true) distance divided by true distance; static_rel_std: median "
+                      f"over tracks with >= {min_track_frames} frames and true-distance spread "
+                      f"<= {static_spread:.0%} of std((pred - true) / true)",
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# COCO detection
+# ------------------------------------------------------------------------------------------------
+
+def _coco(dataset: dict[str, Any]) -> Any:
+    from pycocotools.coco import COCO
+
+    coco = COCO()
+    coco.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def coco_evaluate(gt: dict[str, Any], detections: list[dict[str, Any]],
+                  category_ids: Sequence[int] | None = None) -> dict[str, Any]:
+    """COCO bbox evaluation with pycocotools.
+
+    Args:
+        gt: COCO ground-truth dict (``images``, ``annotations``, ``categories``).
+        detections: COCO result dicts (``image_id``, ``category_id``, ``bbox`` xywh, ``score``).
+        category_ids: categories to evaluate (default: all in ``gt``).
+
+    Returns:
+        ``map`` (AP@[.5:.95]), ``map50`` (means over categories that have ground truth),
+        ``per_class`` {name: {ap, ap50, num_gt}} and ``pr50`` {name: (recall, precision)}
+        at IoU .5 (all areas, 100 detections).
+    """
+    from pycocotools.cocoeval import COCOeval
+
+    cats = list(category_ids) if category_ids is not None else \
+        [c["id"] for c in gt["categories"]]
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    num_gt = defaultdict(int)
+    for a in gt["annotations"]:
+        if not a.get("iscrowd", 0):
+            num_gt[a["category_id"]] += 1
+    dets = [d for d in detections if d["category_id"] in cats]
+    empty = {"map": 0.0 if any(num_gt[c] for c in cats) else math.nan,
+             "map50": 0.0 if any(num_gt[c] for c in cats) else math.nan,
+             "per_class": {names[c]: {"ap": 0.0 if num_gt[c] else math.nan,
+                                      "ap50": 0.0 if num_gt[c] else math.nan,
+                                      "num_gt": num_gt[c]} for c in cats},
+             "pr50": {}}
+    if not dets or not gt["annotations"]:
+        return empty
+    coco_gt = _coco(gt)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_dt = coco_gt.loadRes(dets)
+        ev = COCOeval(coco_gt, coco_dt, "bbox")
+        ev.params.catIds = cats
+        ev.params.imgIds = sorted(img["id"] for img in gt["images"])
+        ev.evaluate()
+        ev.accumulate()
+    precision = ev.eval["precision"]  # [T, R, K, A, M]
+    recall_pts = ev.params.recThrs
+    per_class, pr50, aps, ap50s = {}, {}, [], []
+    for k, cat in enumerate(ev.params.catIds):
+        p_all = precision[:, :, k, 0, -1]
+        p50 = precision[0, :, k, 0, -1]
+        ap = float(np.mean(p_all[p_all > -1])) if (p_all > -1).any() else math.nan
+        ap50 = float(np.mean(p50[p50 > -1])) if (p50 > -1).any() else math.nan
+        per_class[names[cat]] = {"ap": ap, "ap50": ap50, "num_gt": num_gt[cat]}
+        if num_gt[cat]:
+            aps.append(ap)
+            ap50s.append(ap50)
+            pr50[names[cat]] = (recall_pts.tolist(), np.clip(p50, 0, None).tolist())
+    return {"map": float(np.mean(aps)) if aps else math.nan,
+            "map50": float(np.mean(ap50s)) if ap50s else math.nan,
+            "per_class": per_class, "pr50": pr50}
+
+
+def near_subset(gt: dict[str, Any], classes: Sequence[str] = NEAR_CLASSES,
+                max_distance_m: float = 60.0) -> tuple[dict[str, Any], list[int]]:
+    """Ground truth for "classes within ``max_distance_m``": farther objects become crowd.
+
+    Returns:
+        (COCO dict, category ids to evaluate).
+    """
+    cat_ids = [CLASSES.index(c) + 1 for c in classes]
+    anns = []
+    for a in gt["annotations"]:
+        if a["category_id"] not in cat_ids:
+            continue
+        a = dict(a)
+        d = a.get("distance_m")
+        if d is not None and d > max_distance_m:
+            a["iscrowd"] = 1
+        anns.append(a)
+    return {**gt, "annotations": anns}, cat_ids

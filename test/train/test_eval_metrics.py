@@ -1,0 +1,168 @@
+"""Metric functions of depthssd_train.metrics against hand-computed values."""
+
+import math
+
+import numpy as np
+import pytest
+
+from depthssd_train.evaluate import check_floors, memory_comparison
+from depthssd_train.metrics import (
+    DepthAccumulator,
+    ObjectRecord,
+    box_iou_np,
+    coco_evaluate,
+    depth_metrics,
+    distance_summary,
+    jitter_summary,
+    match_detections,
+    near_subset,
+)
+
+
+def test_depth_metrics_perfect_and_scaled():
+    gt = np.array([[2.0, 4.0], [10.0, 0.0]])  # 0 = no ground truth
+    perfect = depth_metrics(gt.copy(), gt)
+    assert perfect["abs_rel"] == 0 and perfect["rmse"] == 0 and perfect["delta1"] == 1.0
+    assert perfect["coverage"] == 1.0
+    m = depth_metrics(1.1 * gt, gt)
+    assert m["abs_rel"] == pytest.approx(0.1)
+    assert m["sq_rel"] == pytest.approx(np.mean([0.04 / 2, 0.16 / 4, 1.0 / 10]))
+    assert m["rmse"] == pytest.approx(math.sqrt(np.mean([0.04, 0.16, 1.0])))
+    assert m["rmse_log"] == pytest.approx(math.log(1.1))
+    assert m["delta1"] == 1.0
+    # Scale 1.3 fails delta1 (1.3 > 1.25) but passes delta2 (1.3 < 1.5625).
+    m = depth_metrics(1.3 * gt, gt)
+    assert (m["delta1"], m["delta2"], m["delta3"]) == (0.0, 1.0, 1.0)
+
+
+def test_depth_metrics_range_nan_and_clamp():
+    gt = np.array([0.5, 5.0, 50.0, 100.0, 20.0])
+    pred = np.array([0.5, 5.0, 200.0, 100.0, np.nan])
+    m = depth_metrics(pred, gt, 1.0, 80.0)
+    # 0.5 m and 100 m are outside 1-80 m; NaN has no prediction; 200 m is clamped to 80.
+    assert m["abs_rel"] == pytest.approx(np.mean([0.0, 30.0 / 50.0]))
+    assert m["coverage"] == pytest.approx(2 / 3)
+    assert depth_metrics(np.ones(2), np.zeros(2)) is None
+    with pytest.raises(ValueError, match="shape"):
+        depth_metrics(np.ones(3), np.ones(2))
+
+
+def test_depth_accumulator_means_images_and_bins():
+    acc = DepthAccumulator(bin_m=10.0)
+    acc.add(np.array([2.0, 22.0]), np.array([2.0, 20.0]))  # errors 0 and 0.1
+    acc.add(np.array([3.0]), np.array([2.0]))  # error 0.5
+    s = acc.summary()
+    assert s["num_images"] == 2
+    assert s["abs_rel"] == pytest.approx((0.05 + 0.5) / 2)
+    bins = acc.error_by_distance()
+    assert bins["abs_rel"][0] == pytest.approx(0.25) and bins["pixels"][0] == 2
+    assert bins["abs_rel"][2] == pytest.approx(0.1)
+    assert math.isnan(bins["abs_rel"][1])
+
+
+def test_box_iou_and_greedy_matching():
+    gt = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], float)
+    dets = np.array([[0, 0, 10, 5], [0, 0, 10, 10], [20, 0, 30, 10]], float)
+    iou = box_iou_np(gt, dets)
+    assert iou[0, 0] == pytest.approx(0.5) and iou[0, 1] == 1.0 and iou[0, 2] == 0.0
+    # The higher-scored half box takes gt 0 (IoU exactly 0.5); the full box finds it taken.
+    pairs = match_detections(gt, [1, 1], dets, [1, 1, 1], [0.9, 0.8, 0.7])
+    assert sorted(pairs) == [(0, 0), (1, 2)]
+    # A different class never matches.
+    assert match_detections(gt, [1, 2], dets[2:], [1], [0.9]) == []
+
+
+def _rec(seq, frame, inst, name, true_m, pred_m):
+    return ObjectRecord(seq, frame, inst, name, true_m, pred_m)
+
+
+def test_distance_summary_bins_and_median():
+    recs = [_rec("a", 0, 1, "car", 10.0, 11.0),       # 0.10, bin 0-20
+            _rec("a", 0, 2, "car", 30.0, 27.0),       # 0.10, bin 20-40
+            _rec("a", 0, 3, "pedestrian", 15.0, 15.3),  # 0.02, bin 0-20
+            _rec("a", 0, 4, "truck", 50.0, 60.0),     # 0.20, bin 40-80
+            _rec("a", 0, 5, "car", 12.0, float("nan"))]
+    s = distance_summary(recs)
+    assert s["num_matched"] == 5 and s["num_without_distance"] == 1
+    assert s["median_abs_rel_under_40m"] == pytest.approx(0.10)
+    assert s["by_range"]["0-20m"]["n"] == 2
+    assert s["by_range"]["0-20m"]["mean_abs_rel"] == pytest.approx(0.06)
+    assert s["by_range"]["40-80m"]["median_abs_rel"] == pytest.approx(0.2)
+    assert s["by_class"]["car"]["by_range"]["20-40m"]["n"] == 1
+    assert "bus" not in s["by_class"]
+
+
+def test_jitter_cancels_true_motion_and_finds_static_tracks():
+    # Track 1 moves (true 20 -> 16 m) with a constant 1 m bias: zero jitter.
+    moving = [_rec("s", t, 1, "car", 20.0 - t, 21.0 - t) for t in range(5)]
+    # Track 2 is static at 10 m with residuals +0.1, -0.1 alternating: relative change 0.02.
+    static = [_rec("s", t, 2, "car", 10.0, 10.0 + (0.1 if t % 2 == 0 else -0.1))
+              for t in range(6)]
+    j = jitter_summary(moving + static)
+    assert j["pairs"] == 4 + 5
+    assert j["rel_rms_diff"] == pytest.approx(math.sqrt(5 * 0.02**2 / 9))
+    assert j["m_rms_diff"] == pytest.approx(math.sqrt(5 * 0.2**2 / 9))
+    assert j["static_tracks"] == 1  # the moving track spreads 20 %
+    assert j["static_rel_std"] == pytest.approx(0.01)
+    # A gap in frame indices breaks the pair.
+    gap = jitter_summary([_rec("s", 0, 1, "car", 10, 10), _rec("s", 2, 1, "car", 10, 11)])
+    assert gap["pairs"] == 0 and math.isnan(gap["rel_rms_diff"])
+
+
+def _gt():
+    images = [{"id": 1, "width": 100, "height": 100}, {"id": 2, "width": 100, "height": 100}]
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20], "area": 400,
+         "iscrowd": 0, "distance_m": 10.0},
+        {"id": 2, "image_id": 2, "category_id": 1, "bbox": [50, 50, 20, 20], "area": 400,
+         "iscrowd": 0, "distance_m": 80.0},
+        {"id": 3, "image_id": 2, "category_id": 6, "bbox": [10, 10, 10, 30], "area": 300,
+         "iscrowd": 0, "distance_m": 20.0},
+    ]
+    cats = [{"id": i + 1, "name": n} for i, n in
+            enumerate(["car", "truck", "bus", "motorcycle", "bicycle", "pedestrian",
+                       "traffic_light", "traffic_sign"])]
+    return {"images": images, "annotations": anns, "categories": cats}
+
+
+def test_coco_perfect_and_half_recall():
+    gt = _gt()
+    perfect = [{"image_id": a["image_id"], "category_id": a["category_id"],
+                "bbox": a["bbox"], "score": 0.9} for a in gt["annotations"]]
+    r = coco_evaluate(gt, perfect)
+    assert r["map"] == pytest.approx(1.0) and r["map50"] == pytest.approx(1.0)
+    assert r["per_class"]["car"]["num_gt"] == 2
+    assert math.isnan(r["per_class"]["bus"]["ap"])  # no ground truth: left out of the mean
+    # Only one of the two cars found: car AP@.5 = 101-point precision at recall <= 0.5 -> 51/101.
+    half = [perfect[0], perfect[2]]
+    r = coco_evaluate(gt, half)
+    assert r["per_class"]["car"]["ap50"] == pytest.approx(51 / 101)
+    assert r["per_class"]["pedestrian"]["ap50"] == pytest.approx(1.0)
+    assert coco_evaluate(gt, [])["map50"] == 0.0
+
+
+def test_near_subset_ignores_far_objects():
+    gt = _gt()
+    near_gt, cats = near_subset(gt, ("car", "pedestrian"), 60.0)
+    assert cats == [1, 6]
+    assert [a["iscrowd"] for a in near_gt["annotations"]] == [0, 1, 0]
+    # Missing the 80 m car costs nothing within 60 m; a detection on it is not a false positive.
+    dets = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20], "score": 0.9},
+            {"image_id": 2, "category_id": 6, "bbox": [10, 10, 10, 30], "score": 0.9}]
+    assert coco_evaluate(near_gt, dets, cats)["map50"] == pytest.approx(1.0)
+    dets.append({"image_id": 2, "category_id": 1, "bbox": [50, 50, 20, 20], "score": 0.95})
+    assert coco_evaluate(near_gt, dets, cats)["map50"] == pytest.approx(1.0)
+
+
+def test_floors_and_memory_verdict():
+    values = {"near_map50": 0.7, "depth_abs_rel": 0.12, "depth_delta1": 0.95,
+              "distance_median_abs_rel_under_40m": float("nan")}
+    floors = check_floors(values)
+    assert floors["near_map50"]["met"] and not floors["depth_abs_rel"]["met"]
+    assert not floors["distance_median_abs_rel_under_40m"]["met"]
+    on = {"near_map50": 0.60, "depth_abs_rel": 0.10, "distance_median_abs_rel_under_40m": 0.05}
+    off = {"near_map50": 0.603, "depth_abs_rel": 0.10, "distance_median_abs_rel_under_40m": 0.06}
+    assert memory_comparison(on, off)["no_worse"]  # 0.003 mAP within tolerance
+    off["near_map50"] = 0.62
+    verdict = memory_comparison(on, off)
+    assert not verdict["no_worse"] and verdict["per_metric_no_worse"]["depth_abs_rel"]
