@@ -323,12 +323,13 @@ def capture(settings: CaptureSettings, carla_module: Any = None,
     if settings.frames < 1:
         raise ValueError(f"frames must be at least 1, got {settings.frames}")
     carla = carla_module if carla_module is not None else import_carla()
-    client, world = connect(carla, settings.host, settings.port, settings.timeout_s)
-    with _sigterm_as_interrupt(), CarlaSession(carla, client, world, settings) as session:
-        map_name = Path(str(world.get_map().name)).name or "map"
-        sequence = settings.sequence or f"carla_{map_name}_{settings.seed:04d}"
-        writer = DatasetWriter(settings.out, settings.split)
-        try:
+    # Open the writer first: a split that exists already fails before touching the server.
+    writer = DatasetWriter(settings.out, settings.split)
+    try:
+        client, world = connect(carla, settings.host, settings.port, settings.timeout_s)
+        with _sigterm_as_interrupt(), CarlaSession(carla, client, world, settings) as session:
+            map_name = Path(str(world.get_map().name)).name or "map"
+            sequence = settings.sequence or f"carla_{map_name}_{settings.seed:04d}"
             for _ in range(settings.warmup_ticks):
                 session.tick()
             for index in range(settings.frames):
@@ -341,14 +342,14 @@ def capture(settings: CaptureSettings, carla_module: Any = None,
                     session.actor_boxes(), _pose(camera)))
                 if progress is not None:
                     progress(1)
-        except KeyboardInterrupt:
-            if settings.keep_partial and writer.num_frames:
-                writer.commit()
-            else:
-                writer.abort()
-            raise
-        except BaseException:
+    except KeyboardInterrupt:
+        if settings.keep_partial and writer.num_frames:
+            writer.commit()
+        else:
             writer.abort()
-            raise
-        writer.commit()
-        return writer.num_frames
+        raise
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+    return writer.num_frames

@@ -270,3 +270,11 @@ def test_interrupt_with_keep_partial_keeps_whole_frames(tmp_path):
         capture(_settings(tmp_path, keep_partial=True), carla_module=fake)
     _assert_cleaned_up(fake)
     assert len(load_index(tmp_path / "ds", "train")) == 2
+
+
+def test_existing_split_is_refused_before_touching_the_server(tmp_path):
+    assert capture(_settings(tmp_path), carla_module=FakeCarla()) == 3
+    fake = FakeCarla()
+    with pytest.raises(ValueError, match="already exists"):
+        capture(_settings(tmp_path), carla_module=fake)
+    assert fake.applied == [] and fake.spawned() == []
