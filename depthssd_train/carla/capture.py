@@ -67,6 +67,7 @@ class CaptureSettings:
         camera_xyz_m: camera position on the ego (the bridge's rgb_front default).
         sequence: sequence name (default: ``carla_<map>_<seed>``).
         keep_partial: on Ctrl-C, keep the frames already captured instead of discarding.
+        append: add the capture as a new sequence of an existing split.
     """
 
     host: str = "localhost"
@@ -85,6 +86,7 @@ class CaptureSettings:
     camera_xyz_m: tuple[float, float, float] = (2.0, 0.0, 2.0)
     sequence: str | None = None
     keep_partial: bool = False
+    append: bool = False
 
 
 def import_carla() -> Any:
@@ -324,7 +326,7 @@ def capture(settings: CaptureSettings, carla_module: Any = None,
         raise ValueError(f"frames must be at least 1, got {settings.frames}")
     carla = carla_module if carla_module is not None else import_carla()
     # Open the writer first: a split that exists already fails before touching the server.
-    writer = DatasetWriter(settings.out, settings.split)
+    writer = DatasetWriter(settings.out, settings.split, append=settings.append)
     try:
         client, world = connect(carla, settings.host, settings.port, settings.timeout_s)
         with _sigterm_as_interrupt(), CarlaSession(carla, client, world, settings) as session:

@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sequence", help="sequence name (default carla_<map>_<seed>)")
     parser.add_argument("--keep-partial", action="store_true",
                         help="on Ctrl-C keep the frames captured so far")
+    parser.add_argument("--append", action="store_true",
+                        help="add the capture as a new sequence of an existing split")
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -53,7 +55,8 @@ def _main(argv: Sequence[str] | None) -> int:
         host=args.host, port=args.port, out=args.out, split=args.split, frames=args.frames,
         timeout_s=args.timeout, width=args.width, height=args.height, fov_deg=args.fov,
         num_vehicles=args.vehicles, warmup_ticks=args.warmup, seed=args.seed,
-        tm_port=args.tm_port, sequence=args.sequence, keep_partial=args.keep_partial)
+        tm_port=args.tm_port, sequence=args.sequence, keep_partial=args.keep_partial,
+        append=args.append)
     with tqdm(total=args.frames, desc="capture", unit="frame", disable=args.no_progress,
               file=sys.stderr) as bar:
         count = capture(settings, progress=bar.update)

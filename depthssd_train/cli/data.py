@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--fov", type=float, default=None,
                        help="horizontal field of view, deg (default: drawn per sequence)")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing split")
+    synth.add_argument("--append", action="store_true",
+                       help="add the new sequences to an existing split")
     synth.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     validate = sub.add_parser("validate", help="check a dataset and list every bad file")
@@ -59,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     bag.add_argument("--info-topic", default="/carla/ego_vehicle/rgb_front/camera_info")
     bag.add_argument("--tolerance-ms", type=float, default=10.0,
                      help="largest stamp difference between paired RGB and depth")
-    bag.add_argument("--overwrite", action="store_true")
+    bag.add_argument("--overwrite", action="store_true", help="replace an existing split")
+    bag.add_argument("--append", action="store_true",
+                     help="add the bag as a new sequence of an existing split")
     return parser
 
 
@@ -84,7 +88,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     total = args.sequences * args.frames
     frames = tqdm(_synth_frames(args), total=total, desc=f"synth {args.split}", unit="frame",
                   disable=args.no_progress, file=sys.stderr)
-    count = write_split(args.out, args.split, frames, overwrite=args.overwrite)
+    count = write_split(args.out, args.split, frames, overwrite=args.overwrite,
+                        append=args.append)
     print(f"wrote {count} frames to {args.out} (split {args.split})")
     return 0
 
@@ -119,7 +124,7 @@ def _cmd_import_bag(args: argparse.Namespace) -> int:
     count = import_bag(args.bag, args.out, split=args.split, sequence=args.sequence,
                        image_topic=args.image_topic, depth_topic=args.depth_topic,
                        info_topic=args.info_topic, tolerance_s=args.tolerance_ms / 1000.0,
-                       overwrite=args.overwrite)
+                       overwrite=args.overwrite, append=args.append)
     print(f"imported {count} frames from {args.bag} into {args.out} (split {args.split})")
     return 0
 

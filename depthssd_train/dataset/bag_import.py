@@ -138,7 +138,8 @@ def import_bag(bag_path: Path | str, out_root: Path | str, *, split: str = "trai
                image_topic: str = "/carla/ego_vehicle/rgb_front/image",
                depth_topic: str = "/carla/ego_vehicle/depth_front/image",
                info_topic: str = "/carla/ego_vehicle/rgb_front/camera_info",
-               tolerance_s: float = 0.01, overwrite: bool = False) -> int:
+               tolerance_s: float = 0.01, overwrite: bool = False,
+               append: bool = False) -> int:
     """Import paired RGB + depth frames of a bag as one sequence of ``split``.
 
     Args:
@@ -151,6 +152,7 @@ def import_bag(bag_path: Path | str, out_root: Path | str, *, split: str = "trai
         info_topic: camera_info of the RGB camera.
         tolerance_s: largest header-stamp difference of a pair.
         overwrite: replace an existing split.
+        append: add the bag as a new sequence of an existing split.
 
     Returns:
         The number of frames written.
@@ -175,7 +177,8 @@ def import_bag(bag_path: Path | str, out_root: Path | str, *, split: str = "trai
         if not pairs:
             raise ValueError(f"{bag_path}: no {image_topic} frame has a {depth_topic} frame "
                              f"within {tolerance_s * 1000:.1f} ms")
-        with DatasetWriter(out_root, split, nan_is_invalid=True, overwrite=overwrite) as writer:
+        with DatasetWriter(out_root, split, nan_is_invalid=True, overwrite=overwrite,
+                           append=append) as writer:
             for frame_index, (rgb, depth, stamp) in enumerate(
                     _paired_frames(bag, image_conns, depth_conns, image_topic, pairs)):
                 if rgb.shape[:2] != (intrinsics.height, intrinsics.width):

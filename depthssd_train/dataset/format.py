@@ -248,12 +248,17 @@ class DatasetWriter:
         metres_per_unit: depth PNG scale; must match an existing ``meta/depth_format.json``.
         nan_is_invalid: NaN depth means "no depth" (ROS sources) instead of an error.
         overwrite: replace an existing split of the same name instead of failing.
+        append: add new sequences to an existing split (its index and annotations are
+            rewritten atomically at commit; sequences already in the split are refused).
     """
 
     def __init__(self, root: Path | str, split: str, *,
                  metres_per_unit: float = DEFAULT_METRES_PER_UNIT,
-                 nan_is_invalid: bool = False, overwrite: bool = False) -> None:
+                 nan_is_invalid: bool = False, overwrite: bool = False,
+                 append: bool = False) -> None:
         _check_name("split", split)
+        if overwrite and append:
+            raise ValueError("overwrite and append exclude each other")
         if not (metres_per_unit > 0 and math.isfinite(metres_per_unit)):
             raise ValueError(f"metres_per_unit must be positive, got {metres_per_unit}")
         self.root = Path(root)
@@ -267,8 +272,11 @@ class DatasetWriter:
             if not math.isclose(existing, self.metres_per_unit, rel_tol=1e-9):
                 raise ValueError(f"{fmt_path}: dataset uses {existing} m per unit, "
                                  f"writer asked for {self.metres_per_unit}")
-        if (self.root / "meta" / f"index_{split}.csv").exists() and not overwrite:
-            raise ValueError(f"{self.root}: split {split!r} already exists (use overwrite)")
+        exists = (self.root / "meta" / f"index_{split}.csv").exists()
+        if exists and not (overwrite or append):
+            raise ValueError(f"{self.root}: split {split!r} already exists (use overwrite "
+                             "or append)")
+        self._old = _ExistingSplit.load(self.root, split) if exists and append else None
         self._created_root = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
         self._stage = self.root / f".partial-{split}-{uuid.uuid4().hex[:8]}"
@@ -279,6 +287,13 @@ class DatasetWriter:
         self._intrinsics: dict[str, dict[str, float]] = {}
         self._keys: set[tuple[str, int]] = set()
         self._sequence_ids: dict[str, int] = {}
+        self._image_base = self._annotation_base = 0
+        if self._old is not None:
+            self._image_base = max((int(r["image_id"]) for r in self._old.rows), default=0)
+            self._annotation_base = max((int(a["id"]) for a in self._old.annotations),
+                                        default=0)
+            self._sequence_ids = {img["sequence"]: int(img["sequence_id"])
+                                  for img in self._old.images}
         self._done = False
 
     def __enter__(self) -> DatasetWriter:
@@ -306,6 +321,9 @@ class DatasetWriter:
         _check_name("sequence", frame.sequence)
         where = f"{self.split}/{frame.sequence}/{frame.frame_index:06d}"
         key = (frame.sequence, int(frame.frame_index))
+        if self._old is not None and frame.sequence in self._old.sequences:
+            raise ValueError(f"{where}: sequence {frame.sequence!r} is already in split "
+                             f"{self.split!r}; append adds new sequences only")
         if key in self._keys:
             raise ValueError(f"{where}: frame written twice")
         rgb = np.asarray(frame.rgb)
@@ -336,7 +354,7 @@ class DatasetWriter:
         if depth_units is not None:
             _write_png(self._stage / depth_rel, depth_units)
 
-        image_id = len(self._rows) + 1
+        image_id = self._image_base + len(self._rows) + 1
         pose = frame.pose if frame.pose is not None else (float("nan"),) * 6
         self._rows.append({
             "image_id": image_id, "sequence": frame.sequence, "frame": int(frame.frame_index),
@@ -357,7 +375,7 @@ class DatasetWriter:
         })
         for ann in annotations:
             ann["image_id"] = image_id
-            ann["id"] = len(self._annotations) + 1
+            ann["id"] = self._annotation_base + len(self._annotations) + 1
             self._annotations.append(ann)
         self._intrinsics.setdefault(frame.sequence, _intrinsics_dict(intr))
         self._keys.add(key)
@@ -416,35 +434,69 @@ class DatasetWriter:
                 (root / rel).unlink(missing_ok=True)
             for rel in (f"images/{split}", f"depth/{split}"):
                 shutil.rmtree(root / rel, ignore_errors=True)
+        old = self._old or _ExistingSplit()
         with open(stage / "index.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=INDEX_COLUMNS)
             writer.writeheader()
-            writer.writerows(self._rows)
+            writer.writerows(old.rows + self._rows)
         coco = {
             "info": {"description": f"depthssd dataset, split {split}",
                      "format_version": FORMAT_VERSION},
-            "images": self._images, "annotations": self._annotations,
+            "images": old.images + self._images,
+            "annotations": old.annotations + self._annotations,
             "categories": coco_categories(),
         }
         with open(stage / "instances.json", "w") as f:
             json.dump(coco, f)
         for kind in ("images", "depth"):
             src = stage / kind / split
-            if src.is_dir():
+            if not src.is_dir():
+                continue
+            dst = root / kind / split
+            if self._old is not None and dst.is_dir():
+                for seq_dir in sorted(src.iterdir()):
+                    # Left over from an interrupted append: not indexed, safe to replace.
+                    shutil.rmtree(dst / seq_dir.name, ignore_errors=True)
+                    os.replace(seq_dir, dst / seq_dir.name)
+            else:
                 (root / kind).mkdir(exist_ok=True)
-                os.replace(src, root / kind / split)
+                os.replace(src, dst)
         _write_json_atomic(root / "meta" / "depth_format.json",
                            {"encoding": "png_uint16", "metres_per_unit": self.metres_per_unit,
                             "invalid_value": 0, "depth_type": "planar",
                             "format_version": FORMAT_VERSION})
         intr_path = root / "meta" / "intrinsics.json"
         all_intr = json.loads(intr_path.read_text()) if intr_path.is_file() else {}
-        all_intr[split] = self._intrinsics
+        all_intr[split] = {**old.intrinsics, **self._intrinsics}
         _write_json_atomic(intr_path, all_intr)
         (root / "annotations").mkdir(exist_ok=True)
         os.replace(stage / "instances.json", root / "annotations" / f"instances_{split}.json")
         os.replace(stage / "index.csv", root / "meta" / f"index_{split}.csv")
         shutil.rmtree(stage, ignore_errors=True)
+
+
+@dataclass
+class _ExistingSplit:
+    """The index rows, COCO entries and intrinsics of a split that ``append`` extends."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    images: list[dict[str, Any]] = field(default_factory=list)
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    intrinsics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sequences(self) -> set[str]:
+        return {row["sequence"] for row in self.rows}
+
+    @classmethod
+    def load(cls, root: Path, split: str) -> _ExistingSplit:
+        path = root / "meta" / f"index_{split}.csv"
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        coco = load_coco(root, split)
+        intr_path = root / "meta" / "intrinsics.json"
+        intr = json.loads(intr_path.read_text()).get(split, {}) if intr_path.is_file() else {}
+        return cls(rows, coco.get("images", []), coco.get("annotations", []), intr)
 
 
 def write_split(root: Path | str, split: str, frames: Iterable[LabeledFrame],

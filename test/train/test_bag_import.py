@@ -125,3 +125,15 @@ def test_misaligned_depth_camera_is_rejected_without_output(tmp_path, capsys):
     assert not (tmp_path / "ds").exists()
     assert main(["import-bag", str(tmp_path / "nope"), "--out", str(tmp_path / "ds")]) == 1
     assert "bag not found" in capsys.readouterr().err
+
+
+def test_second_bag_appends_a_sequence(tmp_path):
+    frames = toy_frames(1, 2)
+    write_bag(tmp_path / "drive_01", frames)
+    write_bag(tmp_path / "drive_02", frames, StoragePlugin.MCAP)
+    out = str(tmp_path / "ds")
+    assert main(["import-bag", str(tmp_path / "drive_01"), "--out", out]) == 0
+    assert main(["import-bag", str(tmp_path / "drive_02"), "--out", out]) == 1  # exists
+    assert main(["import-bag", str(tmp_path / "drive_02"), "--out", out, "--append"]) == 0
+    assert [r.sequence for r in load_index(out, "train")] == ["drive_01"] * 2 + ["drive_02"] * 2
+    assert validate_dataset(out) == []

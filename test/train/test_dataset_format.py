@@ -150,3 +150,35 @@ def test_bad_frames_are_rejected_naming_the_frame(tmp_path, change, message):
         write_split(tmp_path / "ds", "train", [frame])
     assert "train/bad/000007" in str(err.value)
     assert not (tmp_path / "ds").exists()
+
+
+def test_append_adds_sequences_atomically(tmp_path):
+    from depthssd_train.dataset.validate import validate_dataset
+
+    write_split(tmp_path, "train", toy_frames(2, 3))
+    index_before = (tmp_path / "meta" / "index_train.csv").read_bytes()
+
+    def failing():
+        yield toy_frame("late", 0)
+        raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError):
+        write_split(tmp_path, "train", failing(), append=True)
+    assert (tmp_path / "meta" / "index_train.csv").read_bytes() == index_before
+    assert not (tmp_path / "images" / "train" / "late").exists()
+    with pytest.raises(ValueError, match="'seq1' is already in split"):
+        write_split(tmp_path, "train", [toy_frame("seq1", 9)], append=True)
+
+    extra = [toy_frame("late", f, boxes=f != 1) for f in range(2)]
+    assert write_split(tmp_path, "train", extra, append=True) == 2
+    records = load_index(tmp_path, "train")
+    assert [(r.sequence, r.frame_index) for r in records][-3:] == [
+        ("seq1", 2), ("late", 0), ("late", 1)]
+    assert [r.image_id for r in records] == list(range(1, 9))
+    assert validate_dataset(tmp_path) == []
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(tmp_path / "annotations" / "instances_train.json"))
+    assert len(coco.getAnnIds()) == 14 and len(set(coco.getAnnIds())) == 14
+    assert coco.loadImgs([7])[0]["sequence_id"] == 2
+    intr = json.loads((tmp_path / "meta" / "intrinsics.json").read_text())["train"]
+    assert sorted(intr) == ["late", "seq0", "seq1"]
