@@ -35,7 +35,8 @@ from depthssd_train.carla.decode import (
     decode_instance_bgra,
     objects_from_instances,
 )
-from depthssd_train.dataset.format import DatasetWriter, LabeledFrame
+from depthssd_train.dataset.format import LabeledFrame
+from depthssd_train.dataset.writer import DatasetWriter
 
 FIXED_DELTA_S = 0.05  # 20 Hz, as carla-ros-bridge runs by default
 # Actors whose bounding boxes can become 3D labels.

@@ -81,7 +81,7 @@ def _synth_frames(args: argparse.Namespace) -> Iterator:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from depthssd_train.dataset.format import write_split
+    from depthssd_train.dataset.writer import write_split
 
     if args.sequences < 1 or args.frames < 1:
         raise ValueError("--sequences and --frames must be at least 1")

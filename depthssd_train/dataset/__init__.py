@@ -2,7 +2,6 @@
 
 from depthssd_train.dataset.format import (
     DEFAULT_METRES_PER_UNIT,
-    DatasetWriter,
     FrameRecord,
     LabeledFrame,
     ObjectLabel,
@@ -14,8 +13,8 @@ from depthssd_train.dataset.format import (
     load_index,
     read_depth_png,
     read_rgb_png,
-    write_split,
 )
+from depthssd_train.dataset.writer import DatasetWriter, write_split
 
 __all__ = [
     "DEFAULT_METRES_PER_UNIT",

@@ -23,7 +23,8 @@ import numpy as np
 
 from depthssd_core.geometry import CameraIntrinsics
 from depthssd_core.image import decode_image, to_rgb
-from depthssd_train.dataset.format import DatasetWriter, LabeledFrame
+from depthssd_train.dataset.format import LabeledFrame
+from depthssd_train.dataset.writer import DatasetWriter
 
 
 def _stamp_s(msg: Any) -> float:

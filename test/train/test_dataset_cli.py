@@ -10,8 +10,8 @@ import pytest
 from dataset_helpers import toy_frame, toy_frames
 
 from depthssd_train.cli.data import main
-from depthssd_train.dataset.format import write_split
 from depthssd_train.dataset.validate import validate_dataset
+from depthssd_train.dataset.writer import write_split
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from pycocotools.cocoeval import COCOeval
 
 from depthssd_core.classes import CLASSES
 from depthssd_train.dataset.format import (
-    DatasetWriter,
     ObjectLabel,
     decode_depth,
     encode_depth,
@@ -23,8 +22,8 @@ from depthssd_train.dataset.format import (
     load_index,
     read_depth_png,
     read_rgb_png,
-    write_split,
 )
+from depthssd_train.dataset.writer import DatasetWriter, write_split
 
 
 def test_depth_codec_quantisation_and_invalid_values():

@@ -9,13 +9,13 @@ from dataset_helpers import toy_frame, toy_frames
 from torch.utils.data import DataLoader
 
 from depthssd_train.dataset.augment import Compose, HorizontalFlip, RandomScaleCrop, Resize
-from depthssd_train.dataset.format import write_split
 from depthssd_train.dataset.torch_data import (
     ClipDataset,
     FrameDataset,
     collate_clips,
     collate_frames,
 )
+from depthssd_train.dataset.writer import write_split
 
 
 @pytest.fixture
