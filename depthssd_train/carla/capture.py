@@ -307,6 +307,7 @@ class CarlaSession:
                                          for a in self.actors])
             self.actors.clear()
 
+
 def capture(settings: CaptureSettings, carla_module: Any = None,
             progress: Callable[[int], None] | None = None) -> int:
     """Record ``settings.frames`` frames into ``settings.out`` / ``settings.split``.
