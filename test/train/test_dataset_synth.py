@@ -65,11 +65,13 @@ def test_synth_fov_drawn_per_sequence_gives_per_sequence_intrinsics(tmp_path):
 
 
 def test_stream_dataset_renders_on_the_fly():
-    stream = SyntheticStreamDataset(2, 3, seed=5, width=160, height=90, fov_deg=90.0)
+    stream = SyntheticStreamDataset(2, 2, seed=5, width=160, height=90, fov_deg=90.0)
     items = list(stream)
-    assert len(items) == len(stream) == 6
+    assert len(items) == len(stream) == 4
+    assert [(i["sequence"], i["frame_index"]) for i in items] == [
+        ("stream0000", 0), ("stream0000", 1), ("stream0001", 0), ("stream0001", 1)]
     frame = next(iter(SyntheticWorld(seed=5, width=160, height=90, fov_deg=90.0)
-                      .sequence("stream0000", 3)))
+                      .sequence("stream0000", 1)))
     first = items[0]
     torch.testing.assert_close(first["image"], torch.from_numpy(frame.rgb).permute(2, 0, 1)
                                .float() / 255)
@@ -77,13 +79,22 @@ def test_stream_dataset_renders_on_the_fly():
     sky = torch.from_numpy(frame.depth_m >= 1000)
     assert not first["depth_valid"][0][sky].any() and first["depth_valid"][0][~sky].all()
 
-    clips = SyntheticStreamDataset(2, 4, clip_length=2, seed=5, width=160, height=90,
+    clips = SyntheticStreamDataset(2, 2, clip_length=2, seed=5, width=96, height=54,
                                    transform=Compose([HorizontalFlip(),
                                                       RandomScaleCrop(96, 64)]))
     batch = list(clips)
-    assert len(batch) == 4
+    assert len(batch) == len(clips) == 2
     for clip in batch:
-        assert [f["frame_index"] for f in clip] in ([0, 1], [2, 3])
+        assert [f["frame_index"] for f in clip] == [0, 1]
         torch.testing.assert_close(clip[0]["intrinsics"], clip[1]["intrinsics"])
     steps = collate_clips(batch[:2])
     assert len(steps) == 2 and steps[0]["image"].shape == (2, 3, 64, 96)
+
+
+def test_stream_dataset_shards_sequences_between_workers():
+    from torch.utils.data import DataLoader
+
+    stream = SyntheticStreamDataset(3, 2, seed=2, width=64, height=36, fov_deg=90.0)
+    loader = DataLoader(stream, batch_size=None, num_workers=2)
+    seen = sorted((item["sequence"], item["frame_index"]) for item in loader)
+    assert seen == [(f"stream{s:04d}", f) for s in range(3) for f in range(2)]
