@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 import cv2
@@ -180,11 +180,15 @@ def ground_truth_msg(header: Header, frame: SynthFrame) -> Detection2DArray:
 class SyntheticCameraNode(Node):
     """Publishes synthetic frames on carla-ros-bridge's topics (see the module docstring)."""
 
-    def __init__(self, node_name: str = "synthetic_camera", **node_kwargs) -> None:
+    def __init__(self, node_name: str = "synthetic_camera",
+                 on_frame: Callable[[int, SynthFrame], None] | None = None,
+                 **node_kwargs) -> None:
         """Create the node (``rclpy.init`` must have been called).
 
         Args:
             node_name: the node's name.
+            on_frame: called with (stamp in ns, frame) just before a frame is published (the
+                demo times end-to-end latency from there).
             **node_kwargs: passed to ``rclpy.node.Node``.
 
         Raises:
@@ -194,6 +198,7 @@ class SyntheticCameraNode(Node):
         self.settings = self._declare_settings()
         s = self.settings
         self.frames_published = 0
+        self.on_frame = on_frame
         self._stream = frame_stream(s)
         self._pub_image = self.create_publisher(Image, s.topic(s.camera, "image"), BRIDGE_QOS)
         self._pub_info = self.create_publisher(CameraInfo, s.topic(s.camera, "camera_info"),
@@ -245,6 +250,8 @@ class SyntheticCameraNode(Node):
         """Publish one frame on every topic with one header stamp."""
         s = self.settings
         stamp = sim_stamp(index) if s.publish_clock else self.get_clock().now().to_msg()
+        if self.on_frame is not None:
+            self.on_frame(stamp.sec * 1_000_000_000 + stamp.nanosec, frame)
         if self._pub_clock is not None:
             # The clock first, so subscribers' sim time has reached the frame's stamp.
             self._pub_clock.publish(Clock(clock=stamp))
