@@ -52,7 +52,7 @@ class DistanceSettings:
     lower_part: bool = False
     inlier_sigmas: float = 3.0
     min_samples: int = 4
-    max_samples: int = 4096
+    max_samples: int = 1024
     min_sigma_rel: float = 0.02
     ground_row_sigma_px: float = 2.0
     ground_rel_sigma: float = 0.05
@@ -94,6 +94,15 @@ class ObjectDistance:
     fused: bool
 
 
+def _median(values: np.ndarray) -> float:
+    """Median of a non-empty 1-D array (np.median without its NaN checks: ~3x faster here)."""
+    k = values.size // 2
+    part = np.partition(values, k)
+    if values.size % 2:
+        return float(part[k])
+    return 0.5 * float(part[k] + part[:k].max())
+
+
 def robust_depth(samples_m: np.ndarray, inlier_sigmas: float = 3.0) -> RobustDepth:
     """Median of the inliers of ``samples_m`` and their MAD-based sigma.
 
@@ -113,13 +122,14 @@ def robust_depth(samples_m: np.ndarray, inlier_sigmas: float = 3.0) -> RobustDep
     d = d[np.isfinite(d) & (d > 0)]
     if d.size == 0:
         return RobustDepth(math.nan, math.nan, 0, 0)
-    med = float(np.median(d))
-    sigma = MAD_TO_SIGMA * float(np.median(np.abs(d - med)))
-    inliers = d[np.abs(d - med) <= inlier_sigmas * sigma]
-    inlier_med = float(np.median(inliers))
+    med = _median(d)
+    dev = np.abs(d - med)
+    sigma = MAD_TO_SIGMA * _median(dev)
+    inliers = d[dev <= inlier_sigmas * sigma]
+    inlier_med = _median(inliers)
     # Outliers on one side (an occluder) inflate the first MAD; the inliers' own MAD is the
     # spread of the object's surface, which is what the sigma should describe.
-    inlier_sigma = MAD_TO_SIGMA * float(np.median(np.abs(inliers - inlier_med)))
+    inlier_sigma = MAD_TO_SIGMA * _median(np.abs(inliers - inlier_med))
     return RobustDepth(inlier_med, inlier_sigma, int(inliers.size), int(d.size))
 
 
