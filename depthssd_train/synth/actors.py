@@ -16,7 +16,15 @@ import numpy as np
 
 from depthssd_core.classes import category_id
 
-from .render import TEX_FOLIAGE, TEX_PLAIN, TEX_WINDOWS, BoxParts, LabelledBox, rotation_z
+from .render import (
+    TEX_DETAIL,
+    TEX_FOLIAGE,
+    TEX_PLAIN,
+    TEX_WINDOWS,
+    BoxParts,
+    LabelledBox,
+    rotation_z,
+)
 from .road import Road
 
 Part = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float],
@@ -42,7 +50,7 @@ def _random_rgb(rng: np.random.Generator, lo: float = 20, hi: float = 235) -> tu
 def _wheels(length: float, width: float, radius: float) -> list[Part]:
     """Two axle blocks standing for the wheels (front and back)."""
     x = length / 2 - radius * 1.4
-    return [((sx, 0.0, radius), (2 * radius, width * 0.96, 2 * radius), _TYRE, TEX_PLAIN)
+    return [((sx, 0.0, radius), (2 * radius, width * 0.96, 2 * radius), _TYRE, TEX_DETAIL)
             for sx in (x, -x)]
 
 
@@ -139,7 +147,7 @@ def traffic_light_parts(rng: np.random.Generator, bottom_m: float) -> list[Part]
     for i in range(3):
         z = bottom_m + h * (0.8 - 0.3 * i)
         colour = lamp_on[i] if i == lit else lamp_off[i]
-        parts.append(((0.17, 0.0, z), (0.04, 0.2, 0.2), colour, TEX_PLAIN))
+        parts.append(((0.17, 0.0, z), (0.04, 0.2, 0.2), colour, TEX_DETAIL))
     return parts
 
 

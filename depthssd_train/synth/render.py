@@ -26,11 +26,22 @@ from .types import SKY_DEPTH_M
 
 NEAR_M = 0.05
 """Surfaces closer than this to the camera plane are not drawn."""
+DRAW_DISTANCE_M = 200.0
+"""Boxes whose nearest corner is further than this (planar depth) are not drawn."""
+DETAIL_DISTANCE_M = 40.0
+"""Parts marked as detail (``TEX_DETAIL`` bit) are dropped beyond this depth."""
+GROUND_SLOTS = 8
+SMALL_AREA_PX = 160
+"""Parts whose bounding rectangle has at most this many pixels are ray-cast in one batch."""
+"""Palette indices below this are ground materials and sky; box parts use the ones above."""
 
 # Texture kinds of box parts (how the final shading pass decorates them).
 TEX_PLAIN = 0
 TEX_WINDOWS = 1
 TEX_FOLIAGE = 2
+TEX_FLAT = 3
+TEX_DETAIL = 8
+"""Flag added to a texture kind: a small part left out beyond ``DETAIL_DISTANCE_M``."""
 
 # Box corners as sign patterns, and the 12 edges (corner pairs differing in one sign).
 _SIGNS = np.array(list(itertools.product((-1.0, 1.0), repeat=3)))
@@ -107,7 +118,7 @@ class Look:
         fog_density_per_m: extinction per metre (0 = clear).
         fog_rgb: colour that distant surfaces fade to.
         noise_tile: (256, 256) float32 texture multipliers around 1.
-        sensor_noise: (H + 16, W + 16, 3) int16 additive noise, or None.
+        sensor_noise: (3, H + 16, W + 16) float32 additive noise planes, or None.
     """
 
     palette: np.ndarray
@@ -120,6 +131,28 @@ class Look:
     fog_rgb: np.ndarray
     noise_tile: np.ndarray
     sensor_noise: np.ndarray | None = None
+    textures: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.textures is None:
+            self.textures = texture_stack(self.noise_tile)
+
+
+def texture_stack(noise_tile: np.ndarray) -> np.ndarray:
+    """The (4, 256, 256) brightness tiles indexed by texture kind.
+
+    Tiles are sampled at 4 texels per metre with u = x + y and v = z of the world point, so they
+    stick to walls of any orientation. Kind 0 is plain noise, 1 adds a grid of window panes
+    (3 m floors, 2.5 m spacing), 2 is high-contrast foliage, 3 is flat (the ground pass applies
+    its own noise, since v is constant on the ground).
+    """
+    tile = noise_tile.astype(np.float32)
+    rows = np.arange(256)[:, None]
+    cols = np.arange(256)[None, :]
+    pane = ((rows % 12) >= 4) & ((rows % 12) < 10) & ((cols % 10) >= 2) & ((cols % 10) < 8)
+    windows = np.where(pane, np.float32(0.45) * tile.T, tile)
+    foliage = tile * tile.T * tile.T
+    return np.stack([tile, windows, foliage, np.ones_like(tile)]).astype(np.float32)
 
 
 @dataclass
@@ -135,12 +168,13 @@ class LabelledBox:
 
 @dataclass
 class RenderOutput:
-    """Raw render buffers and per-instance footprint counts."""
+    """Raw render buffers, and visible / unoccluded pixel counts of labelled owners."""
 
     rgb: np.ndarray
     depth_m: np.ndarray
     owner: np.ndarray
     footprint: dict[int, int]
+    visible: dict[int, int]
 
 
 GroundPainter = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
@@ -170,7 +204,8 @@ def render(camera: CameraState, parts: BoxParts, look: Look,
     yn = ((np.arange(height) - intr.cy) / intr.fy).astype(np.float32)
 
     # World ray directions of each pixel (optical z = 1, so the ray parameter is the depth).
-    ray_w = [(r_wo[i, 0] * xn)[None, :] + (r_wo[i, 1] * yn + r_wo[i, 2])[:, None]
+    ray_w = [(np.float32(r_wo[i, 0]) * xn)[None, :]
+             + (np.float32(r_wo[i, 1]) * yn + np.float32(r_wo[i, 2]))[:, None]
              for i in range(3)]
     # Ground: without roll the world-z component of a ray depends on the row only.
     rz_row = r_wo[2, 1] * yn.astype(np.float64) + r_wo[2, 2]
@@ -182,9 +217,8 @@ def render(camera: CameraState, parts: BoxParts, look: Look,
 
     zbuf = np.empty((height, width), np.float32)
     zbuf[:] = ground_row.astype(np.float32)[:, None]
-    owner = np.zeros((height, width), np.int32)
-    paint = np.full((height, width), look.sky_index, np.uint16)
-    texture = np.zeros((height, width), np.uint8)
+    # Each pixel stores a slot: < GROUND_SLOTS a palette index of ground/sky, else 8 + part.
+    slot = np.full((height, width), look.sky_index, np.int32)
     shade = np.full((height, width), look.ambient + look.sun * max(0.0, look.sun_dir[2]),
                     np.float32)
     if first_ground < height:
@@ -192,18 +226,28 @@ def render(camera: CameraState, parts: BoxParts, look: Look,
         gx = gz * ray_w[0][first_ground:] + np.float32(cam[0])
         gy = gz * ray_w[1][first_ground:] + np.float32(cam[1])
         if ground is None:
-            paint[first_ground:] = 0
+            slot[first_ground:] = 0
         else:
             gpaint, gbright = ground(gx, gy)
-            paint[first_ground:] = gpaint
+            slot[first_ground:] = gpaint
             if gbright is not None:
                 shade[first_ground:] *= gbright
+        # Ground texture from the world (x, y) of each ground pixel.
+        gidx = (((gx * np.float32(4.0)).astype(np.int32) & 255) << 8) \
+            | ((gy * np.float32(4.0)).astype(np.int32) & 255)
+        shade[first_ground:] *= np.take(look.noise_tile.reshape(-1), gidx)
 
-    footprint = _draw_boxes(camera, r_wo, cam, parts, look, xn, yn, zbuf, owner, paint,
-                            texture, shade)
-    rgb = _shade(camera, look, ray_w, cam, zbuf, paint, texture, shade, first_ground,
+    footprint, visible = _draw_boxes(camera, r_wo, cam, parts, look, xn, yn, zbuf, slot,
+                                     shade)
+    paint_lut = np.concatenate([np.arange(GROUND_SLOTS), parts.paint]).astype(np.int32)
+    owner_lut = np.concatenate([np.zeros(GROUND_SLOTS, np.int64), parts.owner]).astype(np.int32)
+    tex_lut = np.concatenate([np.full(GROUND_SLOTS, TEX_FLAT, np.int64),
+                              parts.texture & (TEX_DETAIL - 1)]).astype(np.int32)
+    owner = np.take(owner_lut, slot)
+    texture = np.take(tex_lut, slot)
+    rgb = _shade(look, ray_w, cam, zbuf, np.take(paint_lut, slot), texture, shade, first_ground,
                  frame_index)
-    return RenderOutput(rgb, zbuf, owner, footprint)
+    return RenderOutput(rgb, zbuf, owner, footprint, visible)
 
 
 def clipped_projection(corners_opt: np.ndarray, intr: CameraIntrinsics,
@@ -240,59 +284,150 @@ def box_corners_optical(center_m: np.ndarray, half_m: np.ndarray, yaw_rad: np.nd
 
 def _draw_boxes(camera: CameraState, r_wo: np.ndarray, cam: np.ndarray, parts: BoxParts,
                 look: Look, xn: np.ndarray, yn: np.ndarray, zbuf: np.ndarray,
-                owner: np.ndarray, paint: np.ndarray, texture: np.ndarray,
-                shade: np.ndarray) -> dict[int, int]:
-    """Z-buffer every box part into the buffers; return labelled owners' footprints."""
+                slot: np.ndarray, shade: np.ndarray) -> tuple[dict[int, int], dict[int, int]]:
+    """Z-buffer every box part into the buffers.
+
+    Returns:
+        For every visible labelled owner, the pixels it would cover alone (clipped to the
+        image) and the pixels it covers in the frame.
+
+    Parts are drawn nearest first, so a part whose whole rectangle is already covered by
+    nearer surfaces can be skipped; for labelled owners such hidden parts are kept aside and
+    only evaluated (for the footprint) if their owner turns out to be visible.
+    """
     intr = camera.intrinsics
     width, height = intr.width, intr.height
     if len(parts.center_m) == 0:
-        return {}
+        return {}, {}
     r_ow = r_wo.T
     center_o, axes_o, corners = box_corners_optical(parts.center_m, parts.half_m,
                                                     parts.yaw_rad, r_ow, cam)
     zc = corners[:, :, 2]
     zmin, zmax = zc.min(axis=1), zc.max(axis=1)
+    detail = (parts.texture & TEX_DETAIL) != 0
+    drawn = (zmax > NEAR_M) & (zmin < DRAW_DISTANCE_M) & ~(detail & (zmin > DETAIL_DISTANCE_M))
     with np.errstate(divide="ignore", invalid="ignore"):
         u = intr.fx * corners[:, :, 0] / zc + intr.cx
         v = intr.fy * corners[:, :, 1] / zc + intr.cy
-    bounds = np.stack([u.min(1), v.min(1), u.max(1), v.max(1)], axis=1)
-    # Face brightness: a face seen from the camera has outward normal -sign(s) * axis.
+    umin, umax = u.min(1), u.max(1)
+    vmin, vmax = v.min(1), v.max(1)
+    for p in np.flatnonzero(drawn & (zmin < NEAR_M)):  # crossing the near plane: clip first
+        pts = clipped_projection(corners[p], intr)
+        umin[p], vmin[p] = pts.min(axis=0)
+        umax[p], vmax[p] = pts.max(axis=0)
+    with np.errstate(invalid="ignore"):
+        x0 = np.clip(np.ceil(umin), 0, width).astype(np.int64)
+        x1 = np.clip(np.floor(umax) + 1, 0, width).astype(np.int64)
+        y0 = np.clip(np.ceil(vmin), 0, height).astype(np.int64)
+        y1 = np.clip(np.floor(vmax) + 1, 0, height).astype(np.int64)
+    drawn &= (x1 > x0) & (y1 > y0)
+    # Brightness of the camera-facing face of each axis: the camera sees the face whose
+    # outward normal is -sign(q) * axis (q = axis . centre in the optical frame).
     axes_w = rotation_z(parts.yaw_rad)
     sun_cos = np.einsum("pjk,j->pk", axes_w, look.sun_dir)  # (P, 3) axis . sun
-    lit_pos = (look.ambient + look.sun * np.maximum(0.0, sun_cos)).astype(np.float32)
-    lit_neg = (look.ambient + look.sun * np.maximum(0.0, -sun_cos)).astype(np.float32)
     q = np.einsum("pik,pi->pk", axes_o, center_o)  # axis . centre, per axis
+    face_cos = np.where(q > 0, -sun_cos, sun_cos)
+    lit = (look.ambient + look.sun * np.maximum(0.0, face_cos)).astype(np.float32)
     union: dict[int, tuple[int, int, np.ndarray]] = {}
-    footprint: dict[int, int] = {}
-
-    for p in np.flatnonzero(zmax > NEAR_M):
-        if zmin[p] >= NEAR_M:
-            umin, vmin, umax, vmax = bounds[p]
-        else:
-            pts = clipped_projection(corners[p], intr)
-            umin, vmin = pts.min(axis=0)
-            umax, vmax = pts.max(axis=0)
-        x0 = max(0, math.ceil(umin))
-        x1 = min(width, math.floor(umax) + 1)
-        y0 = max(0, math.ceil(vmin))
-        y1 = min(height, math.floor(vmax) + 1)
-        if x0 >= x1 or y0 >= y1:
+    hidden: dict[int, list[int]] = {}
+    owners = parts.owner
+    order = np.flatnonzero(drawn)
+    area = (x1 - x0) * (y1 - y0)
+    small = order[area[order] <= SMALL_AREA_PX]
+    order = order[area[order] > SMALL_AREA_PX]
+    order = order[np.argsort(zmin[order], kind="stable")]
+    for p in order.tolist():
+        ya, yb, xa, xb = int(y0[p]), int(y1[p]), int(x0[p]), int(x1[p])
+        zr = zbuf[ya:yb, xa:xb]
+        oid = int(owners[p])
+        if zr.max() <= zmin[p]:  # entirely behind what is drawn already
+            if oid > 0:
+                hidden.setdefault(oid, []).append(p)
             continue
-        t, face_shade = _slab(axes_o[p], q[p], parts.half_m[p], xn[x0:x1], yn[y0:y1],
-                              lit_pos[p], lit_neg[p])
-        zr = zbuf[y0:y1, x0:x1]
-        closer = t < zr
-        np.copyto(zr, t, where=closer)
-        oid = int(parts.owner[p])
-        owner[y0:y1, x0:x1][closer] = oid
-        paint[y0:y1, x0:x1][closer] = parts.paint[p]
-        texture[y0:y1, x0:x1][closer] = parts.texture[p]
-        np.copyto(shade[y0:y1, x0:x1], face_shade, where=closer)
+        entry, hit, faces = _slab(axes_o[p], q[p], parts.half_m[p], xn[xa:xb], yn[ya:yb])
+        closer = hit & (entry < zr)
+        np.copyto(zr, entry, where=closer)
+        np.copyto(slot[ya:yb, xa:xb], GROUND_SLOTS + p, where=closer)
+        np.copyto(shade[ya:yb, xa:xb], _face_shade(entry, lit[p], faces), where=closer)
         if oid > 0:
-            _accumulate_union(union, oid, x0, y0, np.isfinite(t))
-    for oid, (_, _, mask) in union.items():
-        footprint[oid] = int(np.count_nonzero(mask))
-    return footprint
+            _accumulate_union(union, oid, xa, ya, hit)
+    small_hits = _draw_small(small, x0, y0, x1, y1, axes_o, q, parts.half_m, lit, owners, xn,
+                             yn, zbuf, slot, shade)
+    # Owners that ended up visible, and their pixel counts, from a histogram of part slots.
+    counts = np.bincount(slot.reshape(-1), minlength=GROUND_SLOTS + len(owners))[GROUND_SLOTS:]
+    seen = np.flatnonzero((counts > 0) & (owners > 0))
+    uniq, inverse = np.unique(owners[seen], return_inverse=True)
+    visible = dict(zip(uniq.tolist(), np.bincount(inverse, weights=counts[seen]).astype(int)
+                       .tolist(), strict=True))
+    footprint: dict[int, int] = {}
+    for oid in visible:
+        for p in hidden.get(oid, ()):
+            ya, yb, xa, xb = int(y0[p]), int(y1[p]), int(x0[p]), int(x1[p])
+            _, hit, _ = _slab(axes_o[p], q[p], parts.half_m[p], xn[xa:xb], yn[ya:yb])
+            _accumulate_union(union, oid, xa, ya, hit)
+        if oid not in small_hits:
+            footprint[oid] = int(np.count_nonzero(union[oid][2]))
+            continue
+        ids = small_hits[oid]
+        if oid in union:
+            ox, oy, mask = union[oid]
+            rows, cols = np.nonzero(mask)
+            ids = np.union1d(ids, (rows + oy) * width + cols + ox)
+        footprint[oid] = len(ids)
+    return footprint, visible
+
+
+def _draw_small(ps: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray,
+                y1: np.ndarray, axes_o: np.ndarray, q: np.ndarray, half: np.ndarray,
+                lit: np.ndarray, owners: np.ndarray, xn: np.ndarray, yn: np.ndarray,
+                zbuf: np.ndarray, slot: np.ndarray, shade: np.ndarray) -> dict[int, np.ndarray]:
+    """Draw many small parts at once: one flat array holds every pixel of their rectangles.
+
+    Per-part Python overhead dominates for parts a few pixels large (far objects, poles), so
+    they are ray-cast together and the nearest hit per pixel is picked by sorting.
+
+    Returns:
+        For each labelled owner, the sorted flat pixel ids its small parts cover.
+    """
+    if len(ps) == 0:
+        return {}
+    width = zbuf.shape[1]
+    w_p = x1[ps] - x0[ps]
+    a_p = w_p * (y1[ps] - y0[ps])
+    pid = np.repeat(ps, a_p)
+    k = np.arange(len(pid)) - np.repeat(np.cumsum(a_p) - a_p, a_p)
+    wr = np.repeat(w_p, a_p)
+    u = np.repeat(x0[ps], a_p) + k % wr
+    v = np.repeat(y0[ps], a_p) + k // wr
+    axes = axes_o[pid]  # (M, 3 components, 3 axes)
+    s = axes[:, 0, :] * xn[u, None] + axes[:, 1, :] * yn[v, None] + axes[:, 2, :]
+    qq, hh = q[pid], half[pid]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = (qq - hh) / s
+        t2 = (qq + hh) / s
+        lo = np.minimum(t1, t2)
+        entry = lo.max(axis=1)
+        hit = (entry <= np.maximum(t1, t2).min(axis=1)) & (entry > NEAR_M)
+    face = lo.argmax(axis=1)[hit]
+    pid, entry = pid[hit], entry[hit]
+    pix = v[hit] * width + u[hit]
+    nearest = np.lexsort((entry, pix))
+    first = np.ones(len(nearest), bool)
+    first[1:] = pix[nearest[1:]] != pix[nearest[:-1]]
+    nearest = nearest[first]
+    zflat = zbuf.reshape(-1)
+    closer = nearest[entry[nearest] < zflat[pix[nearest]]]
+    cp = pix[closer]
+    zflat[cp] = entry[closer]
+    slot.reshape(-1)[cp] = GROUND_SLOTS + pid[closer]
+    shade.reshape(-1)[cp] = lit[pid[closer], face[closer]]
+    labelled = owners[pid] > 0
+    keys = np.unique(owners[pid[labelled]] * zflat.size + pix[labelled])
+    key_owner = keys // zflat.size
+    groups, starts = np.unique(key_owner, return_index=True)
+    bounds = [*starts[1:].tolist(), len(keys)]
+    return {int(o): keys[a:b] % zflat.size
+            for o, a, b in zip(groups.tolist(), starts.tolist(), bounds, strict=True)}
 
 
 def _accumulate_union(union: dict[int, tuple[int, int, np.ndarray]], oid: int, x0: int,
@@ -313,79 +448,90 @@ def _accumulate_union(union: dict[int, tuple[int, int, np.ndarray]], oid: int, x
     union[oid] = (nx0, ny0, mask)
 
 
-def _slab(axes_o: np.ndarray, q: np.ndarray, half: np.ndarray, xn: np.ndarray, yn: np.ndarray,
-          lit_pos: np.ndarray, lit_neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Entry depth (inf = miss) and face brightness of one box over a pixel rectangle.
+def _slab(axes_o: np.ndarray, q: np.ndarray, half: np.ndarray, xn: np.ndarray,
+          yn: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
+    """Entry depth, hit mask and (axis, near-plane depth) of the faces the camera sees.
 
-    The ray through (xn, yn, 1) enters the slab |a . X - q| <= h at t = (q -+ h) / (a . r); the
-    box is the intersection of three slabs, so the ray enters at the largest entry and leaves at
-    the smallest exit.
+    The ray through (xn, yn, 1) meets the slab |a . X - q| <= h for t between (q - h) / s and
+    (q + h) / s with s = a . r; the box is the intersection of three slabs, so the ray enters
+    at the largest entry and leaves at the smallest exit. When the camera is outside a slab
+    (|q| > h) the near plane is always the one at q - sign(q) h, which saves a min/max; an
+    axis with no x component (the vertical axis of an unrolled camera) depends on the row only.
     """
     entry = exit_ = None
-    slopes = []
-    lows = []
+    faces = []
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for k in range(3):
             a = axes_o[:, k]
-            s = (np.float32(a[1]) * yn + np.float32(a[2]))[:, None] + np.float32(a[0]) * xn
+            col = (np.float32(a[1]) * yn + np.float32(a[2]))[:, None]
+            s = col if abs(a[0]) < 1e-12 else col + np.float32(a[0]) * xn
             inv = np.float32(1.0) / s
-            t1 = inv * np.float32(q[k] - half[k])
-            t2 = inv * np.float32(q[k] + half[k])
-            lo = np.minimum(t1, t2)
-            hi = np.maximum(t1, t2)
-            slopes.append(s)
-            lows.append(lo)
-            entry = lo if entry is None else np.maximum(entry, lo)
-            exit_ = hi if exit_ is None else np.minimum(exit_, hi)
-        hit = (entry <= exit_) & (entry > NEAR_M)
-    t = np.where(hit, entry, np.float32(np.inf))
-    # Brightness of the face the ray enters through (s > 0 means the face whose normal is -a).
-    shade_k = [np.where(slopes[k] > 0, lit_neg[k], lit_pos[k]) for k in range(3)]
-    face_shade = np.where(entry == lows[0], shade_k[0],
-                          np.where(entry == lows[1], shade_k[1], shade_k[2]))
-    return t, face_shade.astype(np.float32, copy=False)
+            qk, hk = q[k], half[k]
+            if abs(qk) > hk:
+                sign = 1.0 if qk > 0 else -1.0
+                near = inv * np.float32(qk - sign * hk)
+                far = inv * np.float32(qk + sign * hk)
+                entry = near if entry is None else np.maximum(entry, near)
+                faces.append((k, near))
+            else:
+                far = np.maximum(inv * np.float32(qk - hk), inv * np.float32(qk + hk))
+            exit_ = far if exit_ is None else np.minimum(exit_, far)
+        entry = np.broadcast_to(entry, (len(yn), len(xn)))
+        hit = (entry <= exit_) & (entry > np.float32(NEAR_M))
+    return entry, hit, faces
 
 
-def _shade(camera: CameraState, look: Look, ray_w: list[np.ndarray], cam: np.ndarray,
+def _face_shade(entry: np.ndarray, lit: np.ndarray,
+                faces: list[tuple[int, np.ndarray]]) -> np.ndarray | np.float32:
+    """Brightness of the face each ray enters through (a scalar when only one face is seen)."""
+    result = np.float32(lit[faces[-1][0]])
+    for k, near in faces[:-1]:
+        result = np.where(near == entry, np.float32(lit[k]), result)
+    return result
+
+
+def _shade(look: Look, ray_w: list[np.ndarray], cam: np.ndarray,
            zbuf: np.ndarray, paint: np.ndarray, texture: np.ndarray, shade: np.ndarray,
            first_ground: int, frame_index: int) -> np.ndarray:
-    """Final colour: palette x light x texture, sky gradient, fog and sensor noise."""
+    """Final colour: palette x light x texture, sky gradient, fog and sensor noise.
+
+    Works on one colour plane at a time: gathers and products on HxW planes are several
+    times faster in numpy than on interleaved HxWx3 arrays.
+    """
     height, width = zbuf.shape
-    sky = zbuf >= np.float32(SKY_DEPTH_M)
-    sky[first_ground:] &= False  # far ground clipped at 1000 m is ground, not sky
-    surface = np.where(sky, np.float32(0.0), zbuf)
+    sky = zbuf[:first_ground] >= np.float32(SKY_DEPTH_M)  # far ground (clipped) is not sky
+    has_sky = bool(sky.any())
+    surface = zbuf.copy()
+    if has_sky:
+        surface[:first_ground][sky] = 0.0
     px = surface * ray_w[0] + np.float32(cam[0])
     py = surface * ray_w[1] + np.float32(cam[1])
-    pz = surface * ray_w[2] + np.float32(cam[2])
-    # Cheap world-anchored texture: the two tile coordinates vary on ground and on walls of
-    # any orientation, so textures stick to surfaces as the camera moves.
+    pz = surface * ray_w[2] + np.float32(cam[2])  # height above ground
+    # World-anchored textures (see texture_stack): one gather for every kind.
     iu = ((px + py) * np.float32(4.0)).astype(np.int32) & 255
-    iv = ((pz + np.float32(0.37) * (px - py)) * np.float32(4.0)).astype(np.int32) & 255
-    light = shade * look.noise_tile[iv, iu]
-    windows = texture == TEX_WINDOWS
-    if np.any(windows):
-        fz = np.mod(pz, np.float32(3.2))
-        fh = np.mod(px + py, np.float32(2.6))
-        pane = windows & (fz > 1.0) & (fz < 2.4) & (fh > 0.5) & (fh < 2.1)
-        light = np.where(pane, light * np.float32(0.45), light)
-    foliage = texture == TEX_FOLIAGE
-    if np.any(foliage):
-        light = np.where(foliage, light * look.noise_tile[iu, iv] ** 2, light)
-    rgb = look.palette[paint] * light[..., None]
-    if np.any(sky):
-        # Sky gradient from the horizon colour to the zenith colour with the ray's elevation.
-        elev = np.clip(ray_w[2][:, :1] * np.float32(2.5), 0.0, 1.0)  # (H, 1), roll-free
-        sky_rows = (look.palette[look.sky_index] * (1.0 - elev[..., None])
-                    + look.sky_top_rgb * elev[..., None])
-        rgb = np.where(sky[..., None], sky_rows, rgb)
+    iv = (pz * np.float32(4.0)).astype(np.int32) & 255
+    light = shade * np.take(look.textures.reshape(-1), (texture << 16) | (iv << 8) | iu)
     if look.fog_density_per_m > 0:
         keep = np.exp(surface * np.float32(-look.fog_density_per_m))
-        rgb = rgb * keep[..., None] + look.fog_rgb * (1.0 - keep)[..., None]
-    if look.sensor_noise is not None:
-        off = (frame_index * 7) % 16
-        rgb += look.sensor_noise[off:off + height, off:off + width]
-    np.clip(rgb, 0.0, 255.0, out=rgb)
-    return rgb.astype(np.uint8)
+        fade = np.float32(1.0) - keep
+    if has_sky:
+        # Sky gradient from the horizon colour to the zenith colour with the ray's elevation.
+        elev = np.clip(ray_w[2][:first_ground, :1] * np.float32(2.5), 0.0, 1.0)  # roll-free
+    planes = []
+    off = (frame_index * 7) % 16
+    for c in range(3):
+        plane = np.take(np.ascontiguousarray(look.palette[:, c]), paint) * light
+        if look.fog_density_per_m > 0:
+            plane = plane * keep + np.float32(look.fog_rgb[c]) * fade
+        if has_sky:
+            horizon = np.float32(look.palette[look.sky_index, c])
+            row = horizon + (np.float32(look.sky_top_rgb[c]) - horizon) * elev
+            plane[:first_ground] = np.where(sky, row, plane[:first_ground])
+        if look.sensor_noise is not None:
+            plane += look.sensor_noise[c, off:off + height, off:off + width]
+        np.clip(plane, 0.0, 255.0, out=plane)
+        planes.append(plane.astype(np.uint8))
+    return cv2.merge(planes)
 
 
 def polygon_truncation(points: np.ndarray, width: int, height: int) -> float:

@@ -13,6 +13,7 @@ left of it. Outside the driving lanes come an optional parking strip, the curb a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -31,6 +32,8 @@ _DASH_PERIOD_M = 9.0
 _DASH_ON = 0.33
 _CROSSING_HALF_M = 2.0  # zebra crossings are 4 m long along the road
 _CURB_M = 0.25
+_LUT_STEP_M = 0.02  # lateral resolution of the material tables
+_TABLE_STEP_M = 0.1  # spacing of the tabulated centreline
 
 
 @dataclass(frozen=True)
@@ -95,17 +98,50 @@ class Road:
         return x - d * np.sin(theta), yc + d * np.cos(theta), theta
 
     def lateral(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Signed lateral offset d of world points (float32 arrays in, float32 out)."""
+        """Signed lateral offset d of world points (float32 arrays in, float32 out).
+
+        The centreline is tabulated every 0.1 m over the points' x range and looked up
+        (nearest entry: under 1 cm of error at the curvatures drawn), which is several times
+        cheaper than evaluating the sines per pixel.
+        """
         if not self.amplitudes_m:
             return y
-        yc = np.zeros_like(x)
-        slope = np.zeros_like(x)
-        for a, k, phi in zip(self.amplitudes_m, self.wavenumbers_per_m, self.phases_rad,
-                             strict=True):
-            arg = x * np.float32(k) + np.float32(phi)
-            yc += np.float32(a) * np.sin(arg)
-            slope += np.float32(a * k) * np.cos(arg)
-        return (y - yc) / np.sqrt(np.float32(1.0) + slope * slope)
+        x_lo = float(x.min())
+        n = int((float(x.max()) - x_lo) / _TABLE_STEP_M) + 2
+        xs = x_lo + _TABLE_STEP_M * np.arange(n)
+        yc, theta = self.center_y(xs)
+        idx = ((x - np.float32(x_lo)) * np.float32(1.0 / _TABLE_STEP_M) + np.float32(0.5)) \
+            .astype(np.int32)
+        np.clip(idx, 0, n - 1, out=idx)
+        return (y - np.take(yc.astype(np.float32), idx)) \
+            * np.take(np.cos(theta).astype(np.float32), idx)
+
+    @cached_property
+    def _lateral_tables(self) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """Material, dashed-line and on-road tables indexed by lateral offset bins."""
+        reach = max(-self.right_edge_m, self.left_edge_m) + _CURB_M + self.sidewalk_m + 1.0
+        d = np.arange(-reach, reach, _LUT_STEP_M) + _LUT_STEP_M / 2
+        right, left = self.right_edge_m, self.left_edge_m
+        on_road = (d > right) & (d < left)
+        mat = np.full(d.shape, GROUND_TERRAIN, np.uint8)
+        mat[(d > right - _CURB_M - self.sidewalk_m) & (d < left + _CURB_M + self.sidewalk_m)] = \
+            GROUND_SIDEWALK
+        mat[on_road] = GROUND_ASPHALT
+        mat[((d <= right) & (d > right - _CURB_M)) | ((d >= left) & (d < left + _CURB_M))] = \
+            GROUND_CURB
+        # Lane lines, counted from the right edge of the driving lanes in lane widths.
+        lane_pos = (d + self.lanes_right * self.lane_width_m) / self.lane_width_m
+        k = np.rint(lane_pos)
+        n_lanes = self.lanes_right + self.lanes_left
+        near_line = (np.abs(lane_pos - k) * self.lane_width_m < _LINE_HALF_M) & (k >= 0) \
+            & (k <= n_lanes)
+        edge = (k == 0) | (k == n_lanes)
+        centre = k == self.lanes_right
+        solid_centre = centre & (not self.dashed_centre) & (self.lanes_left > 0)
+        mat[near_line & edge] = GROUND_WHITE
+        mat[near_line & solid_centre & ~edge] = GROUND_YELLOW
+        dashed = near_line & ~edge & ~solid_centre
+        return reach, mat, dashed, on_road
 
     def paint_ground(self, x: np.ndarray, y: np.ndarray,
                      crossings_x_m: tuple[float, ...] | None = None) -> tuple[np.ndarray, None]:
@@ -118,32 +154,20 @@ class Road:
                 save time.
         """
         d = self.lateral(x, y)
-        right, left = np.float32(self.right_edge_m), np.float32(self.left_edge_m)
-        on_road = (d > right) & (d < left)
-        walk_r = np.float32(self.right_edge_m - _CURB_M - self.sidewalk_m)
-        walk_l = np.float32(self.left_edge_m + _CURB_M + self.sidewalk_m)
-        mat = np.where(on_road, np.uint16(GROUND_ASPHALT), np.uint16(GROUND_TERRAIN))
-        mat[(d > walk_r) & (d < walk_l) & ~on_road] = GROUND_SIDEWALK
-        curb = ((d <= right) & (d > right - _CURB_M)) | ((d >= left) & (d < left + _CURB_M))
-        mat[curb] = GROUND_CURB
-        # Lane lines: offset measured from the right edge of the driving lanes in lane widths.
-        drive_right = -self.lanes_right * self.lane_width_m
-        lane_pos = (d - np.float32(drive_right)) / np.float32(self.lane_width_m)
-        k = np.rint(lane_pos)
-        near_line = np.abs(lane_pos - k) < np.float32(_LINE_HALF_M / self.lane_width_m)
-        n_lanes = self.lanes_right + self.lanes_left
-        near_line &= (k >= 0) & (k <= n_lanes)
-        dash_on = np.mod(x, np.float32(_DASH_PERIOD_M)) < np.float32(_DASH_PERIOD_M * _DASH_ON)
-        edge = (k == 0) | (k == n_lanes)
-        centre = k == self.lanes_right
-        solid = edge | (centre & ~np.bool_(self.dashed_centre))
-        mat[near_line & (solid | dash_on)] = GROUND_WHITE
-        if not self.dashed_centre and self.lanes_left > 0:
-            mat[near_line & centre] = GROUND_YELLOW
+        reach, mat_lut, dash_lut, road_lut = self._lateral_tables
+        idx = ((d + np.float32(reach)) * np.float32(1.0 / _LUT_STEP_M)).astype(np.int32)
+        np.clip(idx, 0, len(mat_lut) - 1, out=idx)
+        mat = np.take(mat_lut, idx)
+        dash = np.take(dash_lut, idx)
+        if dash.any():
+            period = np.float32(_DASH_PERIOD_M)
+            phase = x - np.floor(x / period) * period
+            mat[dash & (phase < period * np.float32(_DASH_ON))] = GROUND_WHITE
         for xc in self.crossings_x_m if crossings_x_m is None else crossings_x_m:
             band = np.abs(x - np.float32(xc)) < np.float32(_CROSSING_HALF_M)
-            if not np.any(band):
+            if not band.any():
                 continue
-            stripe = np.mod(d, np.float32(1.2)) < np.float32(0.6)
-            mat[band & on_road & stripe] = GROUND_WHITE
+            band &= np.take(road_lut, idx)
+            band &= (d - np.floor(d / np.float32(1.2)) * np.float32(1.2)) < np.float32(0.6)
+            mat[band] = GROUND_WHITE
         return mat, None

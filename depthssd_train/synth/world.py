@@ -180,26 +180,25 @@ def assemble_frame(camera: CameraState, parts: BoxParts, labelled: list[Labelled
     semantic = np.zeros(owner.shape, np.uint8)
     r_ow = camera.world_from_optical().T
     cam = np.asarray(camera.position_m, dtype=np.float64)
+    boxes = [b for b in labelled if out.visible.get(b.instance_id, 0) > 0]
     objects = []
-    for box in labelled:
-        full = out.footprint.get(box.instance_id, 0)
-        if full == 0:
-            continue
-        centre_o, axes_o, corners = box_corners_optical(box.center_m[None], box.size_m[None] / 2,
-                                                        np.array([box.yaw_rad]), r_ow, cam)
-        pts = clipped_projection(corners[0], intr)
+    if boxes:
+        centre_o, axes_o, corners = box_corners_optical(
+            np.array([b.center_m for b in boxes]), np.array([b.size_m for b in boxes]) / 2,
+            np.array([b.yaw_rad for b in boxes]), r_ow, cam)
+    for i, box in enumerate(boxes):
+        pts = clipped_projection(corners[i], intr)
         x0, y0 = max(0, math.floor(pts[:, 0].min())), max(0, math.floor(pts[:, 1].min()))
         x1 = min(intr.width, math.ceil(pts[:, 0].max()) + 2)
         y1 = min(intr.height, math.ceil(pts[:, 1].max()) + 2)
         mask = owner[y0:y1, x0:x1] == box.instance_id
-        visible = int(np.count_nonzero(mask))
-        if visible == 0:
-            continue
+        visible = out.visible[box.instance_id]
         semantic[y0:y1, x0:x1][mask] = box.category_id
         cols = np.flatnonzero(mask.any(axis=0))
         rows = np.flatnonzero(mask.any(axis=1))
         depth_vis = out.depth_m[y0:y1, x0:x1][mask]
-        forward = axes_o[0][:, 0]
+        forward = axes_o[i][:, 0]
+        full = out.footprint[box.instance_id]
         objects.append(SynthObject(
             instance_id=box.instance_id,
             category_id=box.category_id,
@@ -207,12 +206,12 @@ def assemble_frame(camera: CameraState, parts: BoxParts, labelled: list[Labelled
                       float(y0 + rows[-1] + 1)),
             occlusion=float(max(0.0, 1.0 - visible / full)),
             truncation=polygon_truncation(pts, intr.width, intr.height),
-            center_optical=tuple(float(v) for v in centre_o[0]),
+            center_optical=tuple(float(v) for v in centre_o[i]),
             size_m=tuple(float(v) for v in box.size_m),
             yaw_rad=float(math.atan2(-forward[2], forward[0])),
             distance_m=float(np.median(depth_vis)),
             visible_pixels=visible,
-            rotation_optical=axes_o[0].copy(),
+            rotation_optical=axes_o[i].copy(),
             footprint_pixels=full,
         ))
     pose = (*camera.position_m, 0.0, camera.pitch_rad, camera.yaw_rad)
