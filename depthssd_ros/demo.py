@@ -1,21 +1,21 @@
 """``make demo``: the synthetic camera, the perception node and the planner, live, for S seconds.
 
-``python -m depthssd_ros.demo --duration 20 --out out/demo`` runs three real ROS 2 nodes in one
-process (a ``MultiThreadedExecutor``; ``ros2 launch`` is the way with a ROS 2 installation:
+``python -m depthssd_ros.demo --duration 20 --out out/demo`` runs real ROS 2 nodes talking over
+real topics (``ros2 launch`` is the way with a ROS 2 installation:
 ``ros2 launch depthssd_ros carla_demo.launch.py source:=synthetic``):
 
-- ``synthetic_camera`` publishes the synthetic world on carla-ros-bridge's topics with
-  ``/clock`` and ground truth (``config/synthetic_camera.yaml``);
-- ``depthssd_node`` runs the model on ``/carla/ego_vehicle/rgb_front/image``
-  (``config/depthssd.yaml``; the shipped model unless ``--model``);
-- ``planner_example`` turns its detections into a nearest distance, a time to contact and an
-  advisory (``config/planner.yaml``);
-- a recorder node subscribes to all of it like any other ROS node, scores detections,
-  distances and depth against the ground truth topic (:mod:`depthssd_ros.live_evaluator`),
-  prints a one-line status and writes ``<out>/demo.mp4`` (GIF if no MP4 encoder), a PNG contact
-  sheet and ``metrics.json``.
+- ``synthetic_camera``, in its own process like a simulator, publishes the synthetic world on
+  carla-ros-bridge's topics with ``/clock`` and ground truth (``config/synthetic_camera.yaml``);
+- in this process, on a ``MultiThreadedExecutor``: ``depthssd_node`` runs the model on
+  ``/carla/ego_vehicle/rgb_front/image`` (``config/depthssd.yaml``; the shipped model unless
+  ``--model``), ``planner_example`` turns its detections into a nearest distance, a time to
+  contact and an advisory (``config/planner.yaml``), and a recorder node subscribes to all of
+  it like any other ROS node: it scores detections, distances and depth against the ground
+  truth topic (:mod:`depthssd_ros.live_evaluator`), prints a one-line status and writes
+  ``<out>/demo.mp4`` (GIF if no MP4 encoder), ``<out>/contact_sheet.png`` and
+  ``<out>/metrics.json``.
 
-Unless already set, the process uses localhost-only discovery, the package's Fast DDS profile
+Unless already set, the processes use localhost-only discovery, the package's Fast DDS profile
 (large images over shared memory) and a ROS log folder inside ``--out``.
 """
 
@@ -26,6 +26,8 @@ import contextlib
 import json
 import math
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -160,7 +162,7 @@ def _make_recorder(context, topics: dict[str, str], record_video: bool):
     from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Float32, String
     from vision_msgs.msg import Detection2DArray
 
@@ -196,6 +198,7 @@ def _make_recorder(context, topics: dict[str, str], record_video: bool):
                 self.create_subscription(msg_type, topic, callback, reliable,
                                          callback_group=group)
 
+            sub(CameraInfo, topics["camera_info"], self._on_camera_info)
             sub(Detection2DArray, topics["truth"], self._on_truth)
             sub(Image, topics["true_depth"], self._on_true_depth)
             sub(Detection2DArray, topics["detections"], self._on_detections)
@@ -207,11 +210,12 @@ def _make_recorder(context, topics: dict[str, str], record_video: bool):
             sub(Float32, topics["ttc"], self._on_ttc)
 
         # -------------------------------------------------------------- inputs
-        def frame_published(self, stamp_ns: int, _frame: Any) -> None:
-            """Hook of the synthetic camera: when each frame left the camera."""
+        def _on_camera_info(self, msg) -> None:
+            # The camera publishes camera_info just before the image of the same stamp: its
+            # arrival marks when the frame left the camera (within a millisecond here).
             now = time.monotonic()
             with self.lock:
-                self.publish_time[stamp_ns] = now
+                self.publish_time[_stamp_ns(msg.header)] = now
                 self.camera_times.append(now)
                 while len(self.publish_time) > 500:
                     self.publish_time.popitem(last=False)
@@ -418,12 +422,60 @@ def _spin(executor) -> None:
         executor.spin()
 
 
-def _print_status(recorder, started: float, duration_s: float, context, spinner) -> None:
+def _start_camera(params_file: Path, overrides: dict[str, Any],
+                  log_path: Path) -> subprocess.Popen:
+    """Start ``synthetic_camera`` as a child process logging to ``log_path``."""
+    cmd = [sys.executable, "-m", "depthssd_ros.synthetic_camera_node", "--ros-args",
+           "--params-file", str(params_file)]
+    for name, value in overrides.items():
+        cmd += ["-p", f"{name}:={value}"]
+    env = dict(os.environ)
+    # The child imports this package from wherever this process found it.
+    source_root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH")) if p)
+    with open(log_path, "w") as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def _wait_for_first_frame(recorder, camera: subprocess.Popen, log_path: Path,
+                          timeout_s: float = 60.0) -> None:
+    """Block until the camera's first frame arrives (its process takes a few s to start)."""
+    deadline = time.monotonic() + timeout_s
+    while not recorder.camera_times:
+        if camera.poll() is not None:
+            raise RuntimeError(f"the synthetic camera exited ({camera.returncode}): "
+                               f"{_tail(log_path)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no frame from the synthetic camera within {timeout_s:.0f} s: "
+                               f"{_tail(log_path)}")
+        time.sleep(0.05)
+
+
+def _stop_process(proc: subprocess.Popen) -> None:
+    """Ctrl-C the child like a user would; kill it if it does not end."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        return " / ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _print_status(recorder, started: float, duration_s: float, context, spinner,
+                  camera: subprocess.Popen) -> None:
     """Print the status line until ``duration_s`` has passed (``\\r``-updated on a TTY)."""
     tty = sys.stdout.isatty()
     last_len = 0
     try:
-        while context.ok() and spinner.is_alive():
+        while context.ok() and spinner.is_alive() and camera.poll() is None:
             remaining = duration_s - (time.monotonic() - started)
             if remaining <= 0:
                 break
@@ -449,7 +501,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: the model file does not exist.
-        RuntimeError: the perception node could not start.
+        ValueError: a camera setting is invalid.
+        RuntimeError: the perception node or the camera could not start.
     """
     from depthssd_ros.params import DEFAULT_MODEL_FILE
 
@@ -461,6 +514,14 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     _environment_defaults(out)
 
+    from depthssd_ros.synthetic_camera_node import SyntheticCameraSettings
+
+    camera_yaml = package_file("config", "synthetic_camera.yaml")
+    overrides = {name: value for name, value in (
+        ("width", args.width), ("height", args.height), ("rate_hz", args.rate_hz),
+        ("seed", args.seed)) if value is not None}
+    s = SyntheticCameraSettings.from_yaml(camera_yaml, **overrides)
+
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import MultiThreadedExecutor
@@ -468,31 +529,18 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
 
     from depthssd_ros.perception_node import PerceptionNode
     from depthssd_ros.planner_node import PlannerNode
-    from depthssd_ros.synthetic_camera_node import SyntheticCameraNode
 
     context = Context()
     rclpy.init(context=context, args=[])
     nodes: list[Any] = []
-    perception = None
-    spinner = None
+    perception = camera = spinner = None
     executor = MultiThreadedExecutor(num_threads=4, context=context)
     try:
-        overrides = [Parameter(name, value=value) for name, value in (
-            ("width", args.width), ("height", args.height), ("rate_hz", args.rate_hz),
-            ("seed", args.seed)) if value is not None]
-        camera_args = ["--ros-args", "--params-file",
-                       str(package_file("config", "synthetic_camera.yaml"))]
-        # Created first but spun last: its settings give the other nodes their topics.
-        camera = SyntheticCameraNode(context=context, cli_args=camera_args,
-                                     parameter_overrides=overrides)
-        nodes.append(camera)
-        s = camera.settings
-        image_topic = s.topic(s.camera, "image")
         perception = PerceptionNode(
             context=context,
             cli_args=["--ros-args", "--params-file",
                       str(package_file("config", "depthssd.yaml")),
-                      "-r", f"image:={image_topic}",
+                      "-r", f"image:={s.topic(s.camera, 'image')}",
                       "-r", f"camera_info:={s.topic(s.camera, 'camera_info')}"],
             parameter_overrides=[
                 Parameter("use_sim_time", value=s.publish_clock),
@@ -511,6 +559,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             parameter_overrides=[Parameter("use_sim_time", value=s.publish_clock)])
         nodes.append(planner)
         topics = {
+            "camera_info": s.topic(s.camera, "camera_info"),
             "truth": s.topic(s.camera, "ground_truth"),
             "true_depth": s.topic(s.depth_camera, "image"),
             "detections": f"/{PERCEPTION_NODE}/detections",
@@ -522,18 +571,23 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         }
         recorder = _make_recorder(context, topics, not args.no_video)
         nodes.append(recorder)
-        camera.on_frame = recorder.frame_published
-        for node in (recorder, planner, perception, camera):
+        for node in (recorder, planner, perception):
             executor.add_node(node)
         spinner = threading.Thread(target=_spin, args=(executor,), name="demo_executor",
                                    daemon=True)
+        spinner.start()
+        # The camera renders in its own process, as the simulator would: rendering then does
+        # not compete with inference for this process's interpreter lock. Started once the
+        # model is loaded, so no frame is published into a pipeline that is not ready.
+        camera = _start_camera(camera_yaml, overrides, out / "synthetic_camera.log")
+        _wait_for_first_frame(recorder, camera, out / "synthetic_camera.log")
         started = time.monotonic()
         recorder.started = started
-        spinner.start()
-        _print_status(recorder, started, args.duration, context, spinner)
+        _print_status(recorder, started, args.duration, context, spinner, camera)
         elapsed = time.monotonic() - started
-        camera_frames = camera.frames_published
     finally:
+        if camera is not None:
+            _stop_process(camera)
         if perception is not None:
             perception.stop()
         executor.shutdown()
@@ -542,6 +596,10 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown(context=context)
+    if camera.returncode not in (0, -signal.SIGINT) and not recorder.camera_times:
+        raise RuntimeError(f"the synthetic camera failed (exit {camera.returncode}): "
+                           f"{_tail(out / 'synthetic_camera.log')}")
+    camera_frames = len(recorder.camera_times)
 
     outputs = recorder.output_times
     perception_fps = ((len(outputs) - 1) / (outputs[-1] - outputs[0])

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import cv2
 import numpy as np
 import rclpy
+import yaml
 from builtin_interfaces.msg import Time as TimeMsg
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
@@ -97,6 +99,29 @@ class SyntheticCameraSettings:
         # The world checks the field of view, height and pitch with its own messages.
         SyntheticWorld(self.seed, self.width, self.height, self.fov_deg, self.camera_height_m,
                        math.radians(self.camera_pitch_deg))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, node_name: str = "synthetic_camera",
+                  **overrides) -> SyntheticCameraSettings:
+        """Settings from a ROS parameter file (``/**`` and ``node_name`` sections), then
+        ``overrides``; keys that are not settings are refused.
+
+        Raises:
+            ValueError: an unknown key or an invalid value (the message names it).
+        """
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        values: dict = {}
+        for section in ("/**", node_name, f"/{node_name}"):
+            values.update((data.get(section) or {}).get("ros__parameters", {}))
+        values.update(overrides)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known - {"use_sim_time"})
+        if unknown:
+            raise ValueError(f"{path}: unknown synthetic camera parameter(s) {unknown}")
+        values.pop("use_sim_time", None)
+        settings = cls(**values)
+        settings.validate()
+        return settings
 
     def topic(self, sensor: str, leaf: str) -> str:
         """The bridge's topic ``/carla/<role_name>/<sensor>/<leaf>``."""
@@ -180,15 +205,11 @@ def ground_truth_msg(header: Header, frame: SynthFrame) -> Detection2DArray:
 class SyntheticCameraNode(Node):
     """Publishes synthetic frames on carla-ros-bridge's topics (see the module docstring)."""
 
-    def __init__(self, node_name: str = "synthetic_camera",
-                 on_frame: Callable[[int, SynthFrame], None] | None = None,
-                 **node_kwargs) -> None:
+    def __init__(self, node_name: str = "synthetic_camera", **node_kwargs) -> None:
         """Create the node (``rclpy.init`` must have been called).
 
         Args:
             node_name: the node's name.
-            on_frame: called with (stamp in ns, frame) just before a frame is published (the
-                demo times end-to-end latency from there).
             **node_kwargs: passed to ``rclpy.node.Node``.
 
         Raises:
@@ -198,7 +219,6 @@ class SyntheticCameraNode(Node):
         self.settings = self._declare_settings()
         s = self.settings
         self.frames_published = 0
-        self.on_frame = on_frame
         self._stream = frame_stream(s)
         self._pub_image = self.create_publisher(Image, s.topic(s.camera, "image"), BRIDGE_QOS)
         self._pub_info = self.create_publisher(CameraInfo, s.topic(s.camera, "camera_info"),
@@ -250,8 +270,6 @@ class SyntheticCameraNode(Node):
         """Publish one frame on every topic with one header stamp."""
         s = self.settings
         stamp = sim_stamp(index) if s.publish_clock else self.get_clock().now().to_msg()
-        if self.on_frame is not None:
-            self.on_frame(stamp.sec * 1_000_000_000 + stamp.nanosec, frame)
         if self._pub_clock is not None:
             # The clock first, so subscribers' sim time has reached the frame's stamp.
             self._pub_clock.publish(Clock(clock=stamp))

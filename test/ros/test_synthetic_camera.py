@@ -33,6 +33,21 @@ def test_yaml_equals_defaults():
     assert data["/**"]["ros__parameters"] == SyntheticCameraSettings().__dict__
 
 
+def test_settings_from_yaml_with_overrides(tmp_path):
+    path = ROOT / "config" / "synthetic_camera.yaml"
+    assert SyntheticCameraSettings.from_yaml(path) == SyntheticCameraSettings()
+    s = SyntheticCameraSettings.from_yaml(path, width=320, role_name="hero")
+    assert (s.width, s.height, s.role_name) == (320, 360, "hero")
+    assert s.topic(s.camera, "image") == "/carla/hero/rgb_front/image"
+    assert s.frame_id(s.depth_camera) == "hero/depth_front"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("/**:\n  ros__parameters:\n    widht: 320\n")
+    with pytest.raises(ValueError, match="widht"):
+        SyntheticCameraSettings.from_yaml(bad)
+    with pytest.raises(ValueError, match="height"):
+        SyntheticCameraSettings.from_yaml(path, height=0)
+
+
 @pytest.mark.parametrize("override, name", [
     ("width:=0", "width"), ("rate_hz:=0.0", "rate_hz"), ("camera:=depth_front", "depth_camera"),
     ("role_name:=ego/vehicle", "role_name"), ("fov_deg:=200.0", "fov"),
