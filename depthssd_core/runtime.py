@@ -27,7 +27,6 @@ from depthssd_core.image import to_rgb
 from depthssd_core.postprocess import postprocess_detections
 from depthssd_core.tracking import Tracker, TrackerSettings
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 # Traffic lights and signs hang above the road: the flat-ground distance does not apply.
 _OFF_GROUND_CLASSES = frozenset({"traffic_light", "traffic_sign"})
 
@@ -228,9 +227,9 @@ class Perceptor:
             FileNotFoundError / ValueError: the file is missing, corrupt or inconsistent
                 (the message names it); ImportError: the requested backend is not installed.
         """
-        from depthssd_core import model_loading
+        from depthssd_core.backends.loading import load_backend
 
-        backend_obj, info = model_loading.load_backend(Path(path), backend, num_threads,
+        backend_obj, info = load_backend(Path(path), backend, num_threads,
                                                        cache_dir)
         return cls(backend_obj, info, settings=settings, **kwargs)
 
