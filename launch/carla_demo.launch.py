@@ -70,6 +70,7 @@ def generate_launch_description() -> LaunchDescription:
             condition=_source_is("carla"),
             msg=["waiting for carla-ros-bridge on /carla/", role_name, "/", camera,
                  "/image (start the bridge with an ego vehicle carrying that camera)"]),
+        # The synthetic camera is the clock source: it runs on wall time (no use_sim_time).
         Node(
             condition=_source_is("synthetic"),
             package=PACKAGE,

@@ -152,6 +152,14 @@ def test_argument_defaults_agree_with_yaml():
         assert ast.literal_eval(_kwarg(role, "default_value")) == synth["role_name"]
 
 
+def test_synthetic_camera_matches_the_perception_nodes_camera_prior():
+    """With source:=synthetic the node's flat-road prior must describe the synthetic camera."""
+    synth = _yaml_params("synthetic_camera.yaml")
+    perception = _yaml_params("depthssd.yaml")
+    for key in ("camera_height_m", "camera_pitch_deg"):
+        assert synth[key] == perception[key], key
+
+
 def test_referenced_files_executables_and_topics_exist():
     demo = _parse("carla_demo.launch.py")
     perception = _parse("depthssd.launch.py")
