@@ -344,11 +344,13 @@ def _draw_boxes(camera: CameraState, r_wo: np.ndarray, cam: np.ndarray, parts: B
             if oid > 0:
                 hidden.setdefault(oid, []).append(p)
             continue
-        entry, hit, faces = _slab(axes_o[p], q[p], parts.half_m[p], xn[xa:xb], yn[ya:yb])
-        closer = hit & (entry < zr)
+        entry, hit, face = _slab(axes_o[p], q[p], parts.half_m[p], xn[xa:xb], yn[ya:yb],
+                                 lit[p])
+        closer = np.less(entry, zr)
+        closer &= hit
         np.copyto(zr, entry, where=closer)
         np.copyto(slot[ya:yb, xa:xb], GROUND_SLOTS + p, where=closer)
-        np.copyto(shade[ya:yb, xa:xb], _face_shade(entry, lit[p], faces), where=closer)
+        np.copyto(shade[ya:yb, xa:xb], face, where=closer)
         if oid > 0:
             _accumulate_union(union, oid, xa, ya, hit)
     small_hits = _draw_small(small, x0, y0, x1, y1, axes_o, q, parts.half_m, lit, owners, xn,
@@ -363,7 +365,7 @@ def _draw_boxes(camera: CameraState, r_wo: np.ndarray, cam: np.ndarray, parts: B
     for oid in visible:
         for p in hidden.get(oid, ()):
             ya, yb, xa, xb = int(y0[p]), int(y1[p]), int(x0[p]), int(x1[p])
-            _, hit, _ = _slab(axes_o[p], q[p], parts.half_m[p], xn[xa:xb], yn[ya:yb])
+            _, hit, _ = _slab(axes_o[p], q[p], parts.half_m[p], xn[xa:xb], yn[ya:yb], lit[p])
             _accumulate_union(union, oid, xa, ya, hit)
         if oid not in small_hits:
             footprint[oid] = int(np.count_nonzero(union[oid][2]))
@@ -449,45 +451,49 @@ def _accumulate_union(union: dict[int, tuple[int, int, np.ndarray]], oid: int, x
 
 
 def _slab(axes_o: np.ndarray, q: np.ndarray, half: np.ndarray, xn: np.ndarray,
-          yn: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
-    """Entry depth, hit mask and (axis, near-plane depth) of the faces the camera sees.
+          yn: np.ndarray, lit: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                   np.ndarray | np.float32]:
+    """Entry depth, hit mask and entry-face brightness of one box over a pixel rectangle.
 
-    The ray through (xn, yn, 1) meets the slab |a . X - q| <= h for t between (q - h) / s and
-    (q + h) / s with s = a . r; the box is the intersection of three slabs, so the ray enters
-    at the largest entry and leaves at the smallest exit. When the camera is outside a slab
-    (|q| > h) the near plane is always the one at q - sign(q) h, which saves a min/max; an
-    axis with no x component (the vertical axis of an unrolled camera) depends on the row only.
+    Slab method: the ray through (xn, yn, 1) meets the slab |a . X - q| <= h for t between
+    (q - h) / s and (q + h) / s with s = a . r; the box is the intersection of three slabs, so
+    the ray enters at the largest entry and leaves at the smallest exit. When the camera is
+    outside a slab (|q| > h) the near plane is always the one at q - sign(q) h, whose face has
+    brightness ``lit[k]``; an axis with no x component (the vertical axis of an unrolled
+    camera) depends on the row only. Operations run in place to spare allocations.
     """
+    shape = (len(yn), len(xn))
     entry = exit_ = None
-    faces = []
+    face: np.ndarray | np.float32 = np.float32(0.0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for k in range(3):
             a = axes_o[:, k]
             col = (np.float32(a[1]) * yn + np.float32(a[2]))[:, None]
-            s = col if abs(a[0]) < 1e-12 else col + np.float32(a[0]) * xn
-            inv = np.float32(1.0) / s
+            s = col if abs(a[0]) < 1e-12 else np.add(col, np.float32(a[0]) * xn)
+            inv = np.reciprocal(s, out=s) if s.shape == shape else np.float32(1.0) / s
             qk, hk = q[k], half[k]
             if abs(qk) > hk:
                 sign = 1.0 if qk > 0 else -1.0
                 near = inv * np.float32(qk - sign * hk)
-                far = inv * np.float32(qk + sign * hk)
-                entry = near if entry is None else np.maximum(entry, near)
-                faces.append((k, near))
+                far = np.multiply(inv, np.float32(qk + sign * hk), out=inv)
+                if entry is None:
+                    entry, face = near, np.float32(lit[k])
+                else:
+                    newer = near > entry
+                    face = np.where(newer, np.float32(lit[k]), face)
+                    entry = np.maximum(entry, near, out=entry if entry.shape == shape else None)
             else:
-                far = np.maximum(inv * np.float32(qk - hk), inv * np.float32(qk + hk))
-            exit_ = far if exit_ is None else np.minimum(exit_, far)
-        entry = np.broadcast_to(entry, (len(yn), len(xn)))
-        hit = (entry <= exit_) & (entry > np.float32(NEAR_M))
-    return entry, hit, faces
-
-
-def _face_shade(entry: np.ndarray, lit: np.ndarray,
-                faces: list[tuple[int, np.ndarray]]) -> np.ndarray | np.float32:
-    """Brightness of the face each ray enters through (a scalar when only one face is seen)."""
-    result = np.float32(lit[faces[-1][0]])
-    for k, near in faces[:-1]:
-        result = np.where(near == entry, np.float32(lit[k]), result)
-    return result
+                t1 = inv * np.float32(qk - hk)
+                far = np.maximum(t1, np.multiply(inv, np.float32(qk + hk), out=inv), out=inv)
+            if exit_ is None:
+                exit_ = far
+            else:
+                exit_ = np.minimum(exit_, far, out=exit_ if exit_.shape == shape else None)
+        if entry.shape != shape:
+            entry = np.broadcast_to(entry, shape)
+        hit = np.less_equal(entry, exit_)
+        hit &= entry > np.float32(NEAR_M)
+    return entry, hit, face
 
 
 def _shade(look: Look, ray_w: list[np.ndarray], cam: np.ndarray,

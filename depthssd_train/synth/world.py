@@ -21,6 +21,7 @@ from depthssd_core.geometry import CameraIntrinsics
 from .actors import ActorTable
 from .generate import AHEAD_M, FRAME_DT_S, SequenceParams, draw_params, make_look, populate
 from .render import (
+    NEAR_M,
     TEX_PLAIN,
     BoxParts,
     CameraState,
@@ -186,11 +187,19 @@ def assemble_frame(camera: CameraState, parts: BoxParts, labelled: list[Labelled
         centre_o, axes_o, corners = box_corners_optical(
             np.array([b.center_m for b in boxes]), np.array([b.size_m for b in boxes]) / 2,
             np.array([b.yaw_rad for b in boxes]), r_ow, cam)
+        zc = corners[:, :, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            proj = np.stack([intr.fx * corners[:, :, 0] / zc + intr.cx,
+                             intr.fy * corners[:, :, 1] / zc + intr.cy], axis=2)
+        in_front = zc.min(axis=1) >= NEAR_M
     for i, box in enumerate(boxes):
-        pts = clipped_projection(corners[i], intr)
-        x0, y0 = max(0, math.floor(pts[:, 0].min())), max(0, math.floor(pts[:, 1].min()))
-        x1 = min(intr.width, math.ceil(pts[:, 0].max()) + 2)
-        y1 = min(intr.height, math.ceil(pts[:, 1].max()) + 2)
+        pts = proj[i] if in_front[i] else clipped_projection(corners[i], intr)
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        x0, y0 = max(0, math.floor(lo[0])), max(0, math.floor(lo[1]))
+        x1 = min(intr.width, math.ceil(hi[0]) + 2)
+        y1 = min(intr.height, math.ceil(hi[1]) + 2)
+        inside = lo[0] >= -0.5 and lo[1] >= -0.5 and hi[0] <= intr.width - 0.5 \
+            and hi[1] <= intr.height - 0.5
         mask = owner[y0:y1, x0:x1] == box.instance_id
         visible = out.visible[box.instance_id]
         semantic[y0:y1, x0:x1][mask] = box.category_id
@@ -205,11 +214,11 @@ def assemble_frame(camera: CameraState, parts: BoxParts, labelled: list[Labelled
             box_xyxy=(float(x0 + cols[0]), float(y0 + rows[0]), float(x0 + cols[-1] + 1),
                       float(y0 + rows[-1] + 1)),
             occlusion=float(max(0.0, 1.0 - visible / full)),
-            truncation=polygon_truncation(pts, intr.width, intr.height),
+            truncation=0.0 if inside else polygon_truncation(pts, intr.width, intr.height),
             center_optical=tuple(float(v) for v in centre_o[i]),
             size_m=tuple(float(v) for v in box.size_m),
             yaw_rad=float(math.atan2(-forward[2], forward[0])),
-            distance_m=float(np.median(depth_vis)),
+            distance_m=_median(depth_vis),
             visible_pixels=visible,
             rotation_optical=axes_o[i].copy(),
             footprint_pixels=full,
@@ -218,6 +227,16 @@ def assemble_frame(camera: CameraState, parts: BoxParts, labelled: list[Labelled
     return SynthFrame(out.rgb, out.depth_m, instance, semantic, intr,
                       tuple(float(v) for v in pose), round(t_s, 6), sequence, index,
                       float(camera.position_m[2]), float(camera.pitch_rad), objects)
+
+
+def _median(values: np.ndarray) -> float:
+    """Median of a 1-D array (as np.median: mean of the middle pair), via partial sorting."""
+    n = len(values)
+    half = n // 2
+    if n % 2:
+        return float(np.partition(values, half)[half])
+    part = np.partition(values, (half - 1, half))
+    return float((part[half - 1] + part[half]) / 2)
 
 
 @dataclass
