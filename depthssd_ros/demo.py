@@ -326,8 +326,9 @@ def _make_recorder(context, topics: dict[str, str], record_video: bool):
             """Camera and perception output rates over the last 3 s (frames per second)."""
             now = time.monotonic()
             with self.lock:
-                cam = sum(1 for t in self.camera_times if now - t <= 3.0)
-                out = sum(1 for t in self.output_times if now - t <= 3.0)
+                since = max(now - 3.0, self.started)
+                cam = sum(1 for t in self.camera_times if t >= since)
+                out = sum(1 for t in self.output_times if t >= since)
             span = min(3.0, max(now - self.started, 1e-3))
             return cam / span, out / span
 
@@ -387,7 +388,8 @@ def write_video(frames: list[np.ndarray], path_stem: Path, fps: float) -> Path |
 
 
 def write_contact_sheet(frames: list[np.ndarray], path: Path, title: str,
-                        tiles: int = 6, columns: int = 2) -> Path:
+                        tiles: int = 6, columns: int = 2,
+                        empty_text: str = "no perception output was recorded") -> Path:
     """A PNG grid of ``tiles`` evenly spaced frames (half size) under a title line."""
     if frames:
         picks = np.unique(np.linspace(0, len(frames) - 1, min(tiles, len(frames))).round())
@@ -395,7 +397,7 @@ def write_contact_sheet(frames: list[np.ndarray], path: Path, title: str,
                              interpolation=cv2.INTER_AREA) for i in picks]
     else:
         thumbs = [np.zeros((200, 640, 3), np.uint8)]
-        _text(thumbs[0], "no perception output was recorded", (20, 100), 0.7)
+        _text(thumbs[0], empty_text, (20, 100), 0.7)
     tw = thumbs[0].shape[1]
     while len(thumbs) % columns:
         thumbs.append(np.zeros_like(thumbs[0]))
@@ -636,7 +638,9 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     }
     metrics = _json_clean(metrics)
     title = _title(metrics)
-    write_contact_sheet(recorder.video, out / "contact_sheet.png", title)
+    write_contact_sheet(recorder.video, out / "contact_sheet.png", title,
+                        empty_text="video recording was off (--no-video)" if args.no_video
+                        else "no perception output was recorded")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -662,8 +666,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"depthssd_demo: {exc}", file=sys.stderr)
         return 2
-    print(f"{_title(metrics)}\nwrote {args.out}/: {metrics['outputs']['video']}, "
-          "contact_sheet.png, metrics.json")
+    written = [f for f in (metrics["outputs"]["video"], "contact_sheet.png", "metrics.json") if f]
+    print(f"{_title(metrics)}\nwrote {args.out}/: {', '.join(written)}")
     if metrics["frames"]["perception_outputs"] == 0:
         print("depthssd_demo: the perception node produced no output", file=sys.stderr)
         return 1
