@@ -48,6 +48,7 @@ class LossConfig:
     depth_min_m: float = 0.5
     depth_max_m: float = 120.0
     weighting: str = "static"  # "static" or "uncertainty"
+    # Missing tasks weigh 1.0; set a task to 0 to switch its loss off.
     weights: dict[str, float] = field(
         default_factory=lambda: {"cls": 1.0, "box": 1.0, "depth": 1.0})
 
@@ -63,7 +64,7 @@ class LossConfig:
             raise ValueError(f"loss.weights has unknown task(s) {sorted(unknown)}; known: {TASKS}")
         if any(w < 0 or not math.isfinite(w) for w in self.weights.values()):
             raise ValueError(f"loss.weights must be finite and >= 0, got {self.weights}")
-        if sum(self.weights.get(t, 0.0) for t in TASKS) <= 0:
+        if sum(self.weights.get(t, 1.0) for t in TASKS) <= 0:
             raise ValueError("loss.weights must not all be zero")
         if not 0.0 < self.iou_threshold <= 1.0:
             raise ValueError(f"loss.iou_threshold must be in (0, 1], got {self.iou_threshold}")
@@ -365,15 +366,15 @@ class DepthSSDLoss(nn.Module):
         total = (cls_l + box_l + depth_l) * 0.0  # keeps every head in the graph
         if self.log_vars is None:
             active = [t for t in TASKS if present[t]]
-            norm = sum(self.cfg.weights.get(t, 0.0) for t in active)
+            norm = sum(self.cfg.weights.get(t, 1.0) for t in active)
             for t in active:
                 if norm > 0:
-                    total = total + self.cfg.weights.get(t, 0.0) / norm * values[t]
+                    total = total + self.cfg.weights.get(t, 1.0) / norm * values[t]
         else:
             for i, t in enumerate(TASKS):
                 if present[t]:
                     s = self.log_vars[i]
-                    total = total + self.cfg.weights.get(t, 0.0) * (torch.exp(-s) * values[t] + s)
+                    total = total + self.cfg.weights.get(t, 1.0) * (torch.exp(-s) * values[t] + s)
         terms = {k: v.detach() for k, v in values.items()}
         terms.update(silog=silog.detach(), depth_grad=grad.detach(),
                      num_pos=num_pos.detach().float(), total=total.detach())
