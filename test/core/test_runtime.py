@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from depthssd_core.backends.base import INPUT_NAMES, OUTPUT_NAMES
 from depthssd_core.backends.onnxruntime_backend import OnnxRuntimeBackend
 from depthssd_core.backends.torch_backend import TorchBackend
 from depthssd_core.classes import CLASSES
 from depthssd_core.config import ModelConfig
+from depthssd_core.export import export_onnx
 from depthssd_core.geometry import CameraIntrinsics
 from depthssd_core.model import DepthSSD
 from depthssd_core.runtime import (
@@ -28,6 +28,16 @@ from depthssd_core.runtime import (
 IN_H, IN_W = 96, 160
 FRAME_H, FRAME_W = 120, 200
 LOW_SCORE = PerceptorSettings(score_threshold=0.02, max_detections=30)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models gain nothing from threads, and on a shared, loaded CPU torch's thread pool
+    makes each forward ~50x slower (measured); restore the setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def tiny_config() -> ModelConfig:
@@ -51,12 +61,7 @@ def tiny_model() -> DepthSSD:
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tiny_model, tmp_path_factory):
-    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    mem_m, mem_s = tiny_model.initial_state(1)
-    torch.onnx.export(tiny_model, (torch.zeros(1, 3, IN_H, IN_W), mem_m, mem_s), str(path),
-                      input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                      opset_version=17, dynamo=False)
-    return path
+    return export_onnx(tiny_model, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
 
 
 def frames(n: int, seed: int = 0) -> list[np.ndarray]:
