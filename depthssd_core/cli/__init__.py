@@ -1,1 +1,1 @@
-"""Command-line entry points of depthssd_core (each exposes ``main(argv) -> int``)."""
+"""Command-line entry points of depthssd_core (each module has ``main(argv) -> int``)."""

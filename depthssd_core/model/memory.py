@@ -64,8 +64,11 @@ class TitansMemory(nn.Module):
         return m, torch.zeros_like(m)
 
     def projections(self, tokens: torch.Tensor) -> MemoryProjections:
-        """Queries, keys, values and gates of a frame's tokens [B, N, dim] (computed in FP32)."""
-        x = tokens.float()
+        """Queries, keys, values and gates of a frame's tokens [B, N, dim].
+
+        Computed in the memory's own dtype (float32, also inside an FP16 model).
+        """
+        x = tokens.to(self.w_q.weight.dtype)
         b, n, _ = x.shape
         h = self.heads
 
@@ -96,8 +99,8 @@ class TitansMemory(nn.Module):
             mem_m_out, mem_s_out: the updated state, float32.
         """
         p = self.projections(tokens)
-        mem_m = mem_m.float()
-        mem_s = mem_s.float()
+        mem_m = mem_m.to(p.q.dtype)
+        mem_s = mem_s.to(p.q.dtype)
         n = tokens.shape[1]
         read = p.q @ mem_m
         error = p.k @ mem_m - p.v

@@ -1,0 +1,110 @@
+"""Anchors: torch-free sizes equal the real feature maps; boxes match torchvision's SSD rule."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torchvision.models.detection import _utils as det_utils
+from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+from torchvision.models.detection.image_list import ImageList
+
+from depthssd_core.config import ModelConfig
+from depthssd_core.model import DepthSSD, anchors_for, anchors_per_location, feature_sizes
+
+SIZES = [(360, 640), (384, 640), (300, 500), (192, 320), (97, 131)]
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return DepthSSD().eval()
+
+
+@pytest.mark.parametrize(("height", "width"), SIZES)
+def test_feature_sizes_equal_the_real_feature_maps(model, height, width):
+    captured = {}
+    hooks = [
+        model.neck.register_forward_hook(lambda m, i, o: captured.update(levels=o[0])),
+        model.backbone.register_forward_hook(lambda m, i, o: captured.update(stride4=o[0])),
+    ]
+    try:
+        with torch.no_grad():
+            cls_logits, _, depth_c, _, _ = model(
+                torch.zeros(1, 3, height, width), *model.initial_state(1)
+            )
+    finally:
+        for hook in hooks:
+            hook.remove()
+    real = [tuple(f.shape[-2:]) for f in captured["levels"]]
+    assert real == feature_sizes(model.cfg, height, width)
+    assert cls_logits.shape[1] == anchors_for(model.cfg, height, width).shape[0]
+    assert tuple(captured["stride4"].shape[-2:]) == tuple(depth_c.shape[-2:])
+
+
+def test_square_input_matches_torchvision_default_boxes():
+    cfg = ModelConfig()
+    size = 320
+    sizes = feature_sizes(cfg, size, size)
+    k = cfg.num_detection_levels
+    gen = DefaultBoxGenerator(
+        [list(cfg.anchor_aspect_ratios)] * k,
+        min_ratio=cfg.anchor_min_ratio,
+        max_ratio=cfg.anchor_max_ratio,
+        clip=cfg.anchor_clip,
+    )
+    images = ImageList(torch.zeros(1, 3, size, size), [(size, size)])
+    maps = [torch.zeros(1, 1, h, w) for h, w in sizes]
+    expected = gen(images, maps)[0].numpy()
+    ours = anchors_for(cfg, size, size)
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, atol=1e-3)
+    assert gen.num_anchors_per_location() == [anchors_per_location(cfg)] * k
+
+
+def test_non_square_boxes_keep_their_aspect_ratio_in_pixels():
+    cfg = ModelConfig()
+    boxes = anchors_for(cfg, 360, 640)
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    first = boxes[:6]
+    # Cell (0, 0) of the stride-8 level is centred at (4, 4); its first box is square,
+    # anchor_min_ratio * min(H, W) pixels wide.
+    np.testing.assert_allclose((first[:, :2] + first[:, 2:]) / 2, 4.0, atol=1e-5)
+    side = cfg.anchor_min_ratio * 360
+    np.testing.assert_allclose([w[0], h[0]], [side, side], rtol=1e-6)
+    np.testing.assert_allclose(w[2] / h[2], 2.0, rtol=1e-5)
+    np.testing.assert_allclose(w[4] / h[4], 3.0, rtol=1e-5)
+    # Clipping never lets a box be larger than the image.
+    assert (w <= 640 + 1e-3).all() and (h <= 360 + 1e-3).all()
+    # Centres of the last (coarsest) level cover the image symmetrically.
+    rows, cols = feature_sizes(cfg, 360, 640)[-1]
+    last = boxes[-rows * cols * 6 :]
+    centres = (last[:, :2] + last[:, 2:]) / 2
+    np.testing.assert_allclose(centres.min(0) + centres.max(0), [640, 360], atol=1e-3)
+
+
+def test_model_anchors_equal_the_plain_function(model):
+    for height, width in SIZES[:3]:
+        np.testing.assert_array_equal(
+            model.anchors(height, width).numpy(), anchors_for(model.cfg, height, width)
+        )
+
+
+def test_box_coder_round_trip_on_our_anchors():
+    anchors = torch.from_numpy(anchors_for(ModelConfig(), 192, 320))
+    coder = det_utils.BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
+    gen = torch.Generator().manual_seed(0)
+    targets = anchors + torch.randn(anchors.shape, generator=gen) * 3
+    targets[:, 2:] = torch.maximum(targets[:, 2:], targets[:, :2] + 1)
+    codes = coder.encode_single(targets, anchors)
+    torch.testing.assert_close(coder.decode_single(codes, anchors), targets, atol=1e-3, rtol=0)
+
+
+def test_more_levels_more_anchors_and_bad_size():
+    cfg = dataclasses.replace(ModelConfig(), extra_levels=3)
+    assert len(feature_sizes(cfg, 360, 640)) == 6
+    with pytest.raises(ValueError, match="positive"):
+        anchors_for(cfg, 0, 640)
