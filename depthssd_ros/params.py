@@ -111,7 +111,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "Inference backend; auto picks TensorRT, then ONNX Runtime, then PyTorch.",
               choices=BACKENDS),
     ParamSpec("device", "auto",
-              "Device for the backend: auto, cpu, or cuda / cuda:N."),
+              "Device: auto (the backend's choice: TensorRT and CUDA use GPU 0) or cpu; other "
+              "values are refused until the runtime can place a backend on a chosen device.",
+              choices=("auto", "cpu")),
+    ParamSpec("num_threads", 2, "CPU threads of the backend (ONNX Runtime intra-op, torch).",
+              1, 64),
     # --- detection (may change at run time) ---
     ParamSpec("score_threshold", 0.4, "Minimum class probability of a published detection.",
               0.0, 1.0, dynamic=True),

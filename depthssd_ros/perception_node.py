@@ -1,0 +1,431 @@
+"""The depthssd perception node: camera images in, detections with metric distance and depth out.
+
+Topics (relative names, remap them in launch):
+
+* subscribes ``image`` (sensor_msgs/Image: bgra8, bgr8, rgb8, rgba8, mono8) and ``camera_info``,
+  both with sensor-data QoS;
+* publishes ``~/detections`` (vision_msgs/Detection2DArray), ``~/detections_3d``
+  (Detection3DArray), ``~/depth`` (32FC1 metres) and ``~/depth/camera_info`` for every processed
+  frame with the input header, ``~/overlay`` and ``~/markers`` only while someone subscribes,
+  ``~/label_info`` (transient local) and ``/diagnostics``;
+* serves ``~/reset_memory`` (std_srvs/Trigger).
+
+Latest-frame policy: the image callback only stores the message in a one-frame slot; a worker
+thread runs the runtime on the newest frame. A frame still waiting when a newer one arrives is
+dropped and counted, so latency never grows with the input rate. All perception (decoding,
+inference, distances, tracking, memory resets) is ``depthssd_core``'s; this file holds
+parameters, threading and publishing. Parameters: ``config/depthssd.yaml``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import inspect
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
+from visualization_msgs.msg import MarkerArray
+
+from depthssd_core.geometry import CameraIntrinsics
+from depthssd_ros import conversions as conv
+from depthssd_ros.params import PARAMETERS, SPECS, resolve_model_path
+
+NODE_NAME = "depthssd_node"
+#: Latencies kept for the percentiles in /diagnostics (a few seconds at camera rates).
+_LATENCY_WINDOW = 200
+
+
+class ModelLoadError(RuntimeError):
+    """The model file is missing or cannot be loaded (message names the path)."""
+
+
+@dataclass
+class _Frame:
+    """A validated frame waiting for the worker."""
+
+    msg: Image
+    frame: np.ndarray
+    intrinsics: CameraIntrinsics
+    received: float  # time.monotonic() at the image callback
+
+
+class _Stats:
+    """Counters and latency windows shared by the callback, worker and diagnostics timer."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received = 0
+        self.processed = 0
+        self.dropped = 0
+        self.rejected: collections.Counter[str] = collections.Counter()
+        self.last_rejection = ""
+        self.errors = 0
+        self.last_error = ""
+        self.memory_resets: collections.Counter[str] = collections.Counter()
+        self.last_reset = ""
+        self.runtime_ms: collections.deque[float] = collections.deque(maxlen=_LATENCY_WINDOW)
+        self.node_ms: collections.deque[float] = collections.deque(maxlen=_LATENCY_WINDOW)
+
+
+class PerceptionNode(Node):
+    """ROS wrapper around ``depthssd_core.runtime.Perceptor`` (see the module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        for spec in PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, spec.descriptor())
+        self._values: dict[str, Any] = {s.name: self.get_parameter(s.name).value
+                                        for s in PARAMETERS}
+        for name, value in self._values.items():
+            reason = SPECS[name].check(value)
+            if reason:
+                raise ValueError(f"invalid parameter: {reason}")
+
+        self._perceptor = self._load_perceptor()
+        self._pending_settings: Any = None
+        self._stats = _Stats()
+        self._camera_info: CameraIntrinsics | None = None
+        self._camera_info_error = "no camera_info received yet"
+
+        self._cond = threading.Condition()
+        self._slot: _Frame | None = None
+        self._stopping = False
+        self._reset_requested = False
+
+        self._pub_2d = self.create_publisher(Detection2DArray, "~/detections", 10)
+        self._pub_3d = self.create_publisher(Detection3DArray, "~/detections_3d", 10)
+        self._pub_depth = self.create_publisher(Image, "~/depth", 10)
+        self._pub_depth_info = self.create_publisher(CameraInfo, "~/depth/camera_info", 10)
+        self._pub_overlay = self.create_publisher(Image, "~/overlay", 10)
+        self._pub_markers = self.create_publisher(MarkerArray, "~/markers", 10)
+        self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self._pub_labels = self.create_publisher(LabelInfo, "~/label_info", latched)
+        self._publish_label_info()
+
+        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                 qos_profile_sensor_data)
+        self.create_service(Trigger, "~/reset_memory", self._on_reset_memory)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        # Wall-clock timer: with use_sim_time and a paused simulator /diagnostics still ticks.
+        self._diag_clock = Clock(clock_type=ClockType.STEADY_TIME)
+        self._diag_last = (time.monotonic(), 0)
+        self.create_timer(self._values["diagnostics_period_s"], self._publish_diagnostics,
+                          clock=self._diag_clock)
+
+        self._worker = threading.Thread(target=self._worker_loop, name="depthssd_inference",
+                                        daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"ready: model {self._model_path} on {self._backend_text()} "
+            f"({self._device_text()}); waiting for images on {self.resolve_topic_name('image')}"
+        )
+
+    # ------------------------------------------------------------------ setup
+    def _load_perceptor(self) -> Any:
+        path = resolve_model_path(self._values["model_path"])
+        self._model_path = path
+        if not path.is_file():
+            raise ModelLoadError(f"model file not found: {path}")
+        from depthssd_core.runtime import Perceptor
+
+        kwargs: dict[str, Any] = {}
+        if "device" in inspect.signature(Perceptor.from_model).parameters:
+            kwargs["device"] = self._values["device"]
+        try:
+            return Perceptor.from_model(path, backend=self._values["backend"],
+                                        settings=self._settings_from(self._values),
+                                        num_threads=self._values["num_threads"], **kwargs)
+        except Exception as exc:  # any failure of a model file ends the same way: one line
+            raise ModelLoadError(f"cannot load model {path}: {exc}") from exc
+
+    @staticmethod
+    def _settings_from(values: dict[str, Any]) -> Any:
+        """The runtime settings for the parameter ``values`` (raises ValueError if invalid)."""
+        from depthssd_core.runtime import PerceptorSettings
+
+        ground = bool(values["use_ground_plane"])
+        settings = PerceptorSettings(
+            score_threshold=float(values["score_threshold"]),
+            nms_iou=float(values["nms_iou"]),
+            max_detections=int(values["max_detections"]),
+            classes=tuple(values["classes"]),
+            # The runtime fuses the flat-ground distance only when height and pitch are given.
+            camera_height_m=float(values["camera_height_m"]) if ground else None,
+            camera_pitch_rad=math.radians(float(values["camera_pitch_deg"])) if ground else None,
+            reset_gap_s=float(values["memory_reset_gap_s"]),
+            memory_enabled=bool(values["memory_enabled"]),
+        )
+        settings.validate()
+        return settings
+
+    def _device_text(self) -> str:
+        return str(getattr(self._perceptor.backend, "device", self._values["device"]))
+
+    def _backend_text(self) -> str:
+        return str(getattr(self._perceptor.backend, "name", self._perceptor.backend))
+
+    def _publish_label_info(self) -> None:
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self._pub_labels.publish(conv.label_info(header, self._values["score_threshold"]))
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_image(self, msg: Image) -> None:
+        # Validation is O(1) (a view of the buffer), so it happens here: a malformed frame is
+        # counted as rejected and never displaces a good frame waiting in the slot.
+        received = time.monotonic()
+        with self._stats.lock:
+            self._stats.received += 1
+        try:
+            frame = conv.image_to_frame(msg)
+        except ValueError as exc:
+            self._reject("bad_image", f"bad image: {exc}")
+            return
+        try:
+            intrinsics = self._intrinsics_for(frame.shape[1], frame.shape[0], self._values)
+        except ValueError as exc:
+            self._reject("camera_info", f"camera_info: {exc}")
+            return
+        with self._cond:
+            if self._slot is not None:
+                with self._stats.lock:
+                    self._stats.dropped += 1
+            self._slot = _Frame(msg, frame, intrinsics, received)
+            self._cond.notify()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            intrinsics = conv.camera_info_to_intrinsics(msg)
+        except ValueError as exc:
+            self._camera_info, self._camera_info_error = None, f"invalid camera_info: {exc}"
+            return
+        self._camera_info, self._camera_info_error = intrinsics, ""
+
+    def _on_reset_memory(self, request: Trigger.Request, response: Trigger.Response,
+                         ) -> Trigger.Response:
+        # The worker resets right before the next frame: the runtime is not shared between
+        # threads, and a reset only matters for the next frame anyway.
+        with self._cond:
+            self._reset_requested = True
+        response.success = True
+        response.message = "memory and tracks will be reset before the next frame"
+        return response
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        values = dict(self._values)
+        for param in params:
+            spec = SPECS.get(param.name)
+            if spec is None:
+                continue  # not ours (e.g. use_sim_time)
+            if not spec.dynamic:
+                return SetParametersResult(
+                    successful=False, reason=f"{param.name} is fixed at start (read-only)")
+            reason = spec.check(param.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+            values[param.name] = param.value
+        try:
+            settings = self._settings_from(values)
+        except (ValueError, TypeError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        threshold_changed = values["score_threshold"] != self._values["score_threshold"]
+        with self._cond:
+            self._values = values
+            self._pending_settings = settings
+        if threshold_changed:
+            self._publish_label_info()
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ worker
+    def _worker_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._slot is None and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                item = self._slot
+                self._slot = None
+                settings, self._pending_settings = self._pending_settings, None
+                reset_requested, self._reset_requested = self._reset_requested, False
+                values = self._values
+            try:
+                self._process(item, settings, values, reset_requested)
+            except Exception as exc:  # keep serving frames; report the failure
+                if self._stopping:
+                    return
+                with self._stats.lock:
+                    self._stats.errors += 1
+                    self._stats.last_error = f"{type(exc).__name__}: {exc}"
+                self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=5.0)
+
+    def _reject(self, kind: str, reason: str) -> None:
+        with self._stats.lock:
+            self._stats.rejected[kind] += 1
+            self._stats.last_rejection = reason
+        self.get_logger().warning(f"skipping frame: {reason}", throttle_duration_sec=5.0)
+
+    def _intrinsics_for(self, width: int, height: int, values: dict[str, Any]) -> CameraIntrinsics:
+        if values["fov_override_deg"] > 0.0:
+            return CameraIntrinsics.from_fov(width, height, values["fov_override_deg"])
+        intrinsics = self._camera_info
+        if intrinsics is None:
+            raise ValueError(self._camera_info_error)
+        conv.check_image_matches_intrinsics(width, height, intrinsics)
+        return intrinsics
+
+    def _process(self, item: _Frame, settings: Any, values: dict[str, Any],
+                 reset_requested: bool) -> None:
+        msg, frame, intrinsics = item.msg, item.frame, item.intrinsics
+        delay_ms = values["debug_inference_delay_ms"]
+        # Only this thread touches the runtime: settings and resets requested by callbacks are
+        # applied here, between frames.
+        if settings is not None:
+            self._perceptor.settings = settings
+        if reset_requested:
+            self._perceptor.reset()
+        if delay_ms > 0.0:
+            time.sleep(delay_ms / 1000.0)
+        result = self._perceptor.process(frame, msg.encoding, intrinsics,
+                                         conv.stamp_to_seconds(msg.header))
+        header = msg.header
+        self._pub_2d.publish(conv.detections_to_2d(header, result.detections))
+        node_ms = (time.monotonic() - item.received) * 1000.0
+        with self._stats.lock:
+            self._stats.processed += 1
+            self._stats.runtime_ms.append(float(result.latency_ms.get("total", math.nan)))
+            self._stats.node_ms.append(node_ms)
+        if result.memory_reset:
+            self._count_reset("~/reset_memory service call" if reset_requested
+                              else result.memory_reset)
+        self._pub_3d.publish(conv.detections_to_3d(header, result.detections))
+        if values["publish_depth"]:
+            self._publish_depth(header, result.depth_m, intrinsics, values["depth_output_scale"])
+        if values["publish_overlay"] and self._pub_overlay.get_subscription_count() > 0:
+            self._pub_overlay.publish(
+                conv.overlay_image(header, frame, msg.encoding, result.detections))
+        if values["publish_markers"] and self._pub_markers.get_subscription_count() > 0:
+            self._pub_markers.publish(conv.detections_to_markers(header, result.detections))
+
+    def _publish_depth(self, header: Header, depth_m: np.ndarray, intrinsics: CameraIntrinsics,
+                       scale: float) -> None:
+        width = max(1, round(intrinsics.width * scale))
+        height = max(1, round(intrinsics.height * scale))
+        out_intrinsics = intrinsics if scale == 1.0 else intrinsics.resized(width, height)
+        self._pub_depth.publish(
+            conv.depth_to_image(header, conv.resize_depth(depth_m, width, height)))
+        self._pub_depth_info.publish(conv.intrinsics_to_camera_info(header, out_intrinsics))
+
+    def _count_reset(self, reason: str) -> None:
+        with self._stats.lock:
+            self._stats.memory_resets[reason] += 1
+            self._stats.last_reset = reason
+        self.get_logger().info(f"memory reset: {reason}")
+
+    # ------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        s = self._stats
+        with s.lock:
+            last_time, last_processed = self._diag_last
+            fps = (s.processed - last_processed) / max(now - last_time, 1e-6)
+            self._diag_last = (now, s.processed)
+            runtime = np.asarray(s.runtime_ms, dtype=np.float64)
+            node = np.asarray(s.node_ms, dtype=np.float64)
+            rejected = dict(s.rejected)
+            values = {
+                "backend": self._backend_text(),
+                "device": self._device_text(),
+                "model": str(self._model_path),
+                "fps": f"{fps:.2f}",
+                "frames_received": str(s.received),
+                "frames_processed": str(s.processed),
+                "frames_dropped": str(s.dropped),
+                "frames_rejected": str(sum(rejected.values())),
+                "rejected_bad_image": str(rejected.get("bad_image", 0)),
+                "rejected_camera_info": str(rejected.get("camera_info", 0)),
+                "last_rejection": s.last_rejection,
+                "memory_resets": str(sum(s.memory_resets.values())),
+                "last_memory_reset": s.last_reset,
+                "errors": str(s.errors),
+                "last_error": s.last_error,
+            }
+            for label, data in (("runtime_latency", runtime), ("node_latency", node)):
+                for q in (50, 95):
+                    value = float(np.percentile(data, q)) if data.size else math.nan
+                    values[f"{label}_p{q}_ms"] = f"{value:.2f}"
+            errors, processed = s.errors, s.processed
+        status = DiagnosticStatus(name=f"{self.get_name()}: perception",
+                                  hardware_id=f"{values['backend']}:{values['device']}")
+        if errors and values["last_error"]:
+            status.level, status.message = DiagnosticStatus.ERROR, values["last_error"]
+        elif processed == 0:
+            status.level = DiagnosticStatus.WARN
+            status.message = "no frame processed yet"
+            if values["last_rejection"]:
+                status.message += f" ({values['last_rejection']})"
+        else:
+            status.level = DiagnosticStatus.OK
+            status.message = f"{values['fps']} fps"
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        msg = DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()))
+        msg.status.append(status)
+        self._pub_diag.publish(msg)
+
+    # ------------------------------------------------------------------ shutdown
+    def stop(self) -> None:
+        """Stop the worker thread (waits for the frame in progress)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._worker.join(timeout=30.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the node until SIGINT/SIGTERM; returns the process exit code."""
+    rclpy.init(args=argv)
+    logger = rclpy.logging.get_logger(NODE_NAME)
+    try:
+        node = PerceptionNode()
+    except Exception as exc:  # a failed start is one readable line, not a trace
+        logger.fatal(f"cannot start: {exc}")
+        rclpy.try_shutdown()
+        return 1
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop()
+        executor.shutdown()
+        with contextlib.suppress(Exception):
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,375 @@
+"""The perception node as a real process, driven over real topics.
+
+The session's node (conftest ``perception_node``: random-weight conv_small checkpoint, since the
+plumbing does not depend on what it detects; ``test_perception_node_model.py`` checks real
+detections) runs with ``use_sim_time`` and no ``/clock``: every output stamp must come from the
+input header, and /diagnostics must still tick. The tests check: one Detection2DArray per frame
+with the frame's header (also when nothing is detected), 32FC1 depth with matching camera_info,
+overlay/markers for subscribers, the latched LabelInfo, memory resets (service and a stamp going
+backwards), hundreds of malformed frames counted and survived, and the latest-frame policy at
+60 Hz input with a slow (artificially delayed) inference.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+pytest.importorskip("vision_msgs")
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
+from visualization_msgs.msg import Marker, MarkerArray
+
+from depthssd_core.classes import CLASSES
+from depthssd_core.geometry import CameraIntrinsics
+from depthssd_ros import conversions as conv
+
+NODE = "/depthssd_node"
+WIDTH, HEIGHT = 192, 108
+INTRINSICS = CameraIntrinsics.from_fov(WIDTH, HEIGHT, 90.0)
+FRAME_ID = "ego_vehicle/rgb_front"
+ENCODINGS = ("bgra8", "bgr8", "rgb8", "rgba8", "mono8")
+CHANNELS = {"bgra8": 4, "bgr8": 3, "rgb8": 3, "rgba8": 4, "mono8": 1}
+
+
+def _header(stamp_s: float, frame_id: str = FRAME_ID) -> Header:
+    header = Header(frame_id=frame_id)
+    ns = round(stamp_s * 1e9)
+    header.stamp.sec, header.stamp.nanosec = divmod(ns, 1_000_000_000)
+    return header
+
+
+def _stamp(header: Header) -> float:
+    return round(header.stamp.sec + header.stamp.nanosec * 1e-9, 6)
+
+
+def _image(stamp_s: float, encoding: str = "bgra8", width: int = WIDTH,
+           height: int = HEIGHT, seed: int = 0) -> Image:
+    """A road-like frame: sky gradient above the horizon, grey road with noise below."""
+    rng = np.random.default_rng(seed)
+    channels = CHANNELS[encoding]
+    pixels = np.empty((height, width, channels), np.uint8)
+    sky = np.linspace(230, 150, height // 2, dtype=np.float32)[:, None, None]
+    pixels[: height // 2] = sky.astype(np.uint8)
+    pixels[height // 2:] = rng.integers(70, 110, (height - height // 2, width, channels))
+    msg = Image(header=_header(stamp_s), height=height, width=width, encoding=encoding,
+                step=width * channels)
+    msg.data = pixels.tobytes()
+    return msg
+
+
+def _camera_info(stamp_s: float, intrinsics: CameraIntrinsics = INTRINSICS) -> CameraInfo:
+    return conv.intrinsics_to_camera_info(_header(stamp_s), intrinsics)
+
+
+def _diag_values(msg: DiagnosticArray) -> dict[str, str]:
+    [status] = [s for s in msg.status if s.name.startswith("depthssd_node")]
+    return {kv.key: kv.value for kv in status.values}
+
+
+class Rig:
+    """The module's node process, the client node and the topics between them."""
+
+    def __init__(self, proc, client) -> None:
+        self.proc = proc
+        self.client = client
+        self.image_pub = client.publisher(Image, "/cam/image", qos_profile_sensor_data)
+        self.info_pub = client.publisher(CameraInfo, "/cam/camera_info", qos_profile_sensor_data)
+        self.dets = client.subscribe(Detection2DArray, f"{NODE}/detections")
+        self.dets3d = client.subscribe(Detection3DArray, f"{NODE}/detections_3d")
+        self.depth = client.subscribe(Image, f"{NODE}/depth")
+        self.depth_info = client.subscribe(CameraInfo, f"{NODE}/depth/camera_info")
+        self.diag = client.subscribe(DiagnosticArray, "/diagnostics")
+        client.wait_for_subscribers(self.image_pub)
+        client.wait_for_subscribers(self.info_pub)
+        for inbox in (self.dets, self.dets3d, self.depth, self.depth_info, self.diag):
+            client.wait_for_publishers(inbox)
+        self.next_stamp = 100.0
+
+    def clear(self) -> None:
+        for inbox in (self.dets, self.dets3d, self.depth, self.depth_info):
+            inbox.clear()
+
+    def send(self, msg: Image, info: CameraInfo | None = None) -> None:
+        self.info_pub.publish(info or _camera_info(_stamp(msg.header)))
+        self.image_pub.publish(msg)
+
+    def stamps(self) -> float:
+        """A fresh stamp 0.1 s after the previous one (10 Hz sim time)."""
+        self.next_stamp = round(self.next_stamp + 0.1, 6)
+        return self.next_stamp
+
+    def run_frames(self, count: int, rate_hz: float = 5.0, encodings=ENCODINGS,
+                   timeout_s: float = 60.0) -> list[float]:
+        """Send ``count`` frames paced at ``rate_hz``, each only once the previous is answered.
+
+        With at most one frame in the node at a time the latest-frame slot is always empty when
+        a frame arrives, so no frame may be dropped however loaded the machine is.
+        """
+        sent: list[float] = []
+        start = len(self.dets)
+        period = 1.0 / rate_hz
+        for i in range(count):
+            assert self.dets.wait_count(start + i, timeout_s), (
+                f"node stopped answering; diagnostics: {self.last_diag()}")
+            stamp = self.stamps()
+            self.send(_image(stamp, encodings[i % len(encodings)], seed=i))
+            sent.append(stamp)
+            time.sleep(period)
+        assert self.dets.wait_count(start + count, timeout_s), (
+            f"{len(self.dets) - start} of {count} detection arrays arrived; diagnostics: "
+            f"{self.last_diag()}")
+        return sent
+
+    def latest_diag(self, predicate, timeout_s: float = 15.0) -> dict[str, str]:
+        """Values of the first new diagnostics message satisfying ``predicate(values)``."""
+        seen = len(self.diag)
+        ok = self.diag.wait_for(
+            lambda msgs: any(predicate(_diag_values(m)) for m in msgs[seen:]), timeout_s)
+        assert ok, f"no diagnostics satisfied the check; last: {self.last_diag()}"
+        return next(_diag_values(m) for m in reversed(self.diag.messages[seen:])
+                    if predicate(_diag_values(m)))
+
+    def settle(self, timeout_s: float = 30.0) -> dict[str, str]:
+        """Wait until every frame the node received is processed, dropped or rejected."""
+        return self.latest_diag(lambda v: int(v["frames_received"]) == int(
+            v["frames_processed"]) + int(v["frames_dropped"]) + int(v["frames_rejected"]),
+            timeout_s)
+
+    def last_diag(self) -> dict[str, str]:
+        return _diag_values(self.diag.messages[-1]) if self.diag.messages else {}
+
+
+@pytest.fixture(scope="module")
+def rig(perception_node, ros_client):
+    rig = Rig(perception_node, ros_client)
+    # Warm-up: camera_info and the first inference (ORT session, caches) before measuring.
+    deadline = time.monotonic() + 60.0
+    while not len(rig.dets) and time.monotonic() < deadline:
+        rig.send(_image(rig.stamps()))
+        rig.dets.wait_count(1, 1.0)
+    assert len(rig.dets), perception_node.output()[-3000:]
+    rig.settle()
+    rig.clear()
+    return rig
+
+
+def test_every_frame_gets_one_detection_array_and_depth_with_its_header(rig):
+    start = rig.settle()
+    rig.clear()
+    sent = rig.run_frames(10)
+    assert rig.depth_info.wait_count(10, 20.0)
+    assert rig.dets3d.wait_count(10, 20.0)
+    for inbox in (rig.dets, rig.dets3d, rig.depth, rig.depth_info):
+        assert [_stamp(m.header) for m in inbox.messages] == sent
+        assert {m.header.frame_id for m in inbox.messages} == {FRAME_ID}
+    for msg in rig.dets.messages:
+        for det in msg.detections:
+            assert det.header == msg.header
+            assert det.results[0].hypothesis.class_id in CLASSES
+            assert det.results[0].hypothesis.score >= 0.4  # the default score_threshold
+            assert int(det.id) >= 1
+            box = det.bbox
+            assert 0 <= box.center.position.x <= WIDTH and 0 <= box.center.position.y <= HEIGHT
+            assert 0 < box.size_x <= WIDTH and 0 < box.size_y <= HEIGHT
+    for msg in rig.depth.messages:
+        assert (msg.encoding, msg.width, msg.height) == ("32FC1", WIDTH, HEIGHT)
+        depth = conv.image_to_depth(msg)
+        valid = depth[np.isfinite(depth)]
+        assert valid.size > 0
+        # Metres within the model's depth range (config min_depth_m 0.5, max_depth_m 1000).
+        assert valid.min() >= 0.5 and valid.max() <= 1000.0
+    for msg in rig.depth_info.messages:
+        assert conv.camera_info_to_intrinsics(msg) == INTRINSICS
+    values = rig.settle()
+    assert int(values["frames_processed"]) - int(start["frames_processed"]) == 10
+    assert values["frames_dropped"] == start["frames_dropped"]
+
+
+def test_empty_result_is_still_published(rig):
+    [ok] = rig.client.set_parameters(NODE, {"score_threshold": 1.0})
+    assert ok.successful, ok.reason
+    try:
+        rig.clear()
+        sent = rig.run_frames(3)
+        assert [_stamp(m.header) for m in rig.dets.messages] == sent
+        assert all(len(m.detections) == 0 for m in rig.dets.messages)
+        assert all(m.header.frame_id == FRAME_ID for m in rig.dets.messages)
+    finally:
+        [ok] = rig.client.set_parameters(NODE, {"score_threshold": 0.4})
+        assert ok.successful
+
+
+def test_label_info_is_latched_for_late_subscribers(rig):
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                         reliability=ReliabilityPolicy.RELIABLE)
+    inbox = rig.client.subscribe(LabelInfo, f"{NODE}/label_info", latched)
+    assert inbox.wait_count(1, 20.0)
+    msg = inbox.messages[-1]
+    assert [c.class_name for c in msg.class_map] == list(CLASSES)
+    assert [c.class_id for c in msg.class_map] == list(range(1, len(CLASSES) + 1))
+    assert msg.threshold == pytest.approx(0.4)
+
+
+def test_overlay_and_markers_for_subscribers(rig):
+    overlay = rig.client.subscribe(Image, f"{NODE}/overlay", qos_profile_sensor_data)
+    markers = rig.client.subscribe(MarkerArray, f"{NODE}/markers")
+    rig.client.wait_for_publishers(overlay)
+    rig.client.wait_for_publishers(markers)
+    # Matching is seen by both sides at about the same time, but not atomically: send frames
+    # until the node has noticed the subscribers.
+    deadline = time.monotonic() + 20.0
+    while (not len(overlay) or not len(markers)) and time.monotonic() < deadline:
+        rig.run_frames(1)
+        overlay.wait_count(1, 0.5)
+    assert len(overlay) and len(markers)
+    msg = overlay.messages[-1]
+    assert (msg.encoding, msg.width, msg.height, msg.header.frame_id) == (
+        "bgr8", WIDTH, HEIGHT, FRAME_ID)
+    assert len(msg.data) == WIDTH * HEIGHT * 3
+    first = markers.messages[-1].markers[0]
+    assert first.action == Marker.DELETEALL and first.header.frame_id == FRAME_ID
+
+
+def test_reset_service_and_stamp_going_backwards_reset_the_memory(rig):
+    rig.run_frames(1)
+    before = int(rig.latest_diag(lambda v: True)["memory_resets"])
+    response = rig.client.call(Trigger, f"{NODE}/reset_memory", Trigger.Request())
+    assert response.success
+    rig.run_frames(1)
+    values = rig.latest_diag(lambda v: int(v["memory_resets"]) == before + 1)
+    assert "reset_memory" in values["last_memory_reset"]
+    # Stamp 50 s earlier (a bag loop or a simulator restart).
+    rig.next_stamp -= 50.0
+    rig.run_frames(1)
+    values = rig.latest_diag(lambda v: int(v["memory_resets"]) == before + 2)
+    assert "backwards" in values["last_memory_reset"]
+    assert rig.proc.wait_for_output("memory reset: stamp went backwards", 10.0)
+    # A gap longer than memory_reset_gap_s (1 s in the YAML) resets too.
+    rig.next_stamp += 5.0
+    rig.run_frames(1)
+    values = rig.latest_diag(lambda v: int(v["memory_resets"]) == before + 3)
+    assert "gap" in values["last_memory_reset"] or "jump" in values["last_memory_reset"]
+
+
+def _malformed(stamp_s: float, kind: str) -> Image:
+    msg = _image(stamp_s, "bgr8", width=32, height=18)
+    if kind == "encoding":
+        msg.encoding = "yuv422"
+    elif kind == "step":
+        msg.step = 10
+    elif kind == "truncated":
+        msg.data = bytes(msg.step * msg.height - 7)
+    elif kind == "zero":
+        msg.width = msg.height = msg.step = 0
+        msg.data = b""
+    return msg
+
+
+def test_malformed_frames_are_counted_and_survived(rig):
+    start = rig.settle()
+    kinds = ["encoding", "step", "truncated", "zero"]
+    bad_image = 0
+    bad_info = 0
+    nan_info = _camera_info(0.0)
+    nan_info.k = [math.nan, *list(nan_info.k[1:])]
+    for i in range(300):
+        stamp = rig.stamps()
+        if i % 5 == 4:
+            # The image does not match its camera_info (32x18 vs 192x108) ...
+            msg = _image(stamp, "bgr8", width=32, height=18)
+            rig.send(msg)
+            bad_info += 1
+        elif i % 50 == 3:
+            # ... or the camera_info itself is invalid.
+            rig.send(_image(stamp), info=nan_info)
+            bad_info += 1
+        else:
+            rig.send(_malformed(stamp, kinds[i % 4]))
+            bad_image += 1
+        time.sleep(0.01)
+
+    def counted(v):
+        return int(v["frames_received"]) - int(start["frames_received"]) == 300 and int(
+            v["frames_received"]) == int(v["frames_processed"]) + int(v["frames_dropped"]) + int(
+            v["frames_rejected"])
+
+    values = rig.latest_diag(counted, 20.0)
+    bad_image_counted = int(values["rejected_bad_image"]) - int(start["rejected_bad_image"])
+    bad_info_counted = int(values["rejected_camera_info"]) - int(start["rejected_camera_info"])
+    processed = int(values["frames_processed"]) - int(start["frames_processed"])
+    assert bad_image_counted == bad_image
+    # The image and its camera_info travel on two topics: a valid image may overtake its NaN
+    # camera_info and be processed with the previous (valid) one. Size mismatches never pass.
+    assert bad_info - 6 <= bad_info_counted <= bad_info
+    assert bad_info_counted + processed == bad_info
+    assert values["frames_dropped"] == start["frames_dropped"]
+    assert values["last_rejection"]
+    assert rig.proc.is_running()
+    out = rig.proc.output()
+    assert "skipping frame: " in out
+    # Throttled: a handful of warnings for 300 bad frames, not one each.
+    assert out.count("skipping frame") < 30
+    # Still serving: a good frame with a good camera_info gets its detections.
+    rig.clear()
+    assert rig.run_frames(2)
+
+
+def test_latest_frame_policy_bounds_latency_at_60hz_with_slow_inference(rig):
+    delay_ms = 150.0
+    [ok] = rig.client.set_parameters(NODE, {"debug_inference_delay_ms": delay_ms})
+    assert ok.successful, ok.reason
+    try:
+        rig.run_frames(1)  # the delay is in effect from here on
+        start = rig.settle()
+        rig.clear()
+        frames = 90
+        sent_at: dict[float, float] = {}
+        period = 1.0 / 60.0
+        t0 = time.monotonic()
+        for i in range(frames):
+            stamp = rig.stamps()
+            sent_at[stamp] = time.monotonic()
+            rig.send(_image(stamp, seed=i))
+            time.sleep(max(0.0, t0 + (i + 1) * period - time.monotonic()))
+        # The last frame (always the newest in the slot) is processed.
+        last = max(sent_at)
+        assert rig.dets.wait_for(lambda m: any(_stamp(x.header) == last for x in m), 30.0)
+
+        def settled(v):
+            return int(v["frames_received"]) - int(start["frames_received"]) >= frames and \
+                int(v["frames_processed"]) + int(v["frames_dropped"]) + int(
+                    v["frames_rejected"]) == int(v["frames_received"])
+
+        values = rig.latest_diag(settled, 20.0)
+    finally:
+        [ok] = rig.client.set_parameters(NODE, {"debug_inference_delay_ms": 0.0})
+        assert ok.successful
+    received = int(values["frames_received"]) - int(start["frames_received"])
+    processed = int(values["frames_processed"]) - int(start["frames_processed"])
+    dropped = int(values["frames_dropped"]) - int(start["frames_dropped"])
+    assert received == frames
+    assert processed == len(rig.dets.messages)
+    assert processed + dropped == frames
+    # 1.5 s of input, >= 150 ms per frame: about 10 frames processed, the rest dropped.
+    assert processed <= 1.5 / (delay_ms / 1000.0) + 3
+    assert dropped >= frames - processed - 1 > 0
+    stamps = [_stamp(m.header) for m in rig.dets.messages]
+    assert stamps == sorted(stamps)
+    latencies = [arrival - sent_at[_stamp(m.header)]
+                 for m, arrival in zip(rig.dets.messages, rig.dets.arrivals, strict=True)]
+    runtime_p95_s = float(values["runtime_latency_p95_ms"]) / 1000.0
+    # A frame waits at most for the frame in progress, then for its own inference.
+    bound_s = 2.0 * (delay_ms / 1000.0 + runtime_p95_s) + 0.15
+    assert max(latencies) < bound_s, (latencies, bound_s)
+    # No growth: the last frames wait no longer than the first ones (plus noise).
+    assert np.mean(latencies[-3:]) < np.mean(latencies[:3]) + 0.1
