@@ -29,7 +29,7 @@ FRAME_DT_S = 0.05
 """Simulated time between frames (CARLA synchronous mode at 20 Hz)."""
 
 BEHIND_M = 30.0
-AHEAD_M = 260.0
+AHEAD_M = 220.0
 
 
 @dataclass(frozen=True)

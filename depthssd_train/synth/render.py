@@ -237,6 +237,7 @@ def render(camera: CameraState, parts: BoxParts, look: Look,
             | ((gy * np.float32(4.0)).astype(np.int32) & 255)
         shade[first_ground:] *= np.take(look.noise_tile.reshape(-1), gidx)
 
+    parts = _cull(parts, r_wo, cam, intr)
     footprint, visible = _draw_boxes(camera, r_wo, cam, parts, look, xn, yn, zbuf, slot,
                                      shade)
     paint_lut = np.concatenate([np.arange(GROUND_SLOTS), parts.paint]).astype(np.int32)
@@ -244,10 +245,30 @@ def render(camera: CameraState, parts: BoxParts, look: Look,
     tex_lut = np.concatenate([np.full(GROUND_SLOTS, TEX_FLAT, np.int64),
                               parts.texture & (TEX_DETAIL - 1)]).astype(np.int32)
     owner = np.take(owner_lut, slot)
-    texture = np.take(tex_lut, slot)
-    rgb = _shade(look, ray_w, cam, zbuf, np.take(paint_lut, slot), texture, shade, first_ground,
+    texture = np.take(tex_lut << 16, slot)
+    rgb = _shade(look, ray_w, cam, zbuf, slot, paint_lut, texture, shade, first_ground,
                  frame_index)
     return RenderOutput(rgb, zbuf, owner, footprint, visible)
+
+
+def _cull(parts: BoxParts, r_wo: np.ndarray, cam: np.ndarray,
+          intr: CameraIntrinsics) -> BoxParts:
+    """Keep the parts whose bounding sphere may reach the view frustum within draw distance."""
+    if len(parts.center_m) == 0:
+        return parts
+    c = (parts.center_m - cam) @ r_wo  # optical-frame centres
+    r = np.linalg.norm(parts.half_m, axis=1)
+    tan_x = max(intr.cx, intr.width - intr.cx) / intr.fx
+    tan_y = max(intr.cy, intr.height - intr.cy) / intr.fy
+    # A sphere is outside a side plane when its centre lies beyond it by more than r; the
+    # plane normals are not unit vectors, hence the sqrt(1 + tan^2) factors.
+    keep = (c[:, 2] + r > NEAR_M) & (c[:, 2] - r < DRAW_DISTANCE_M)
+    keep &= np.abs(c[:, 0]) - tan_x * c[:, 2] < r * math.sqrt(1.0 + tan_x * tan_x)
+    keep &= np.abs(c[:, 1]) - tan_y * c[:, 2] < r * math.sqrt(1.0 + tan_y * tan_y)
+    if keep.all():
+        return parts
+    return BoxParts(parts.center_m[keep], parts.half_m[keep], parts.yaw_rad[keep],
+                    parts.paint[keep], parts.texture[keep], parts.owner[keep])
 
 
 def clipped_projection(corners_opt: np.ndarray, intr: CameraIntrinsics,
@@ -497,9 +518,12 @@ def _slab(axes_o: np.ndarray, q: np.ndarray, half: np.ndarray, xn: np.ndarray,
 
 
 def _shade(look: Look, ray_w: list[np.ndarray], cam: np.ndarray,
-           zbuf: np.ndarray, paint: np.ndarray, texture: np.ndarray, shade: np.ndarray,
-           first_ground: int, frame_index: int) -> np.ndarray:
+           zbuf: np.ndarray, slot: np.ndarray, paint: np.ndarray, texture: np.ndarray,
+           shade: np.ndarray, first_ground: int, frame_index: int) -> np.ndarray:
     """Final colour: palette x light x texture, sky gradient, fog and sensor noise.
+
+    ``paint`` maps slots to palette indices; ``texture`` holds each pixel's texture kind
+    already shifted into the tile-stack offset (kind << 16).
 
     Works on one colour plane at a time: gathers and products on HxW planes are several
     times faster in numpy than on interleaved HxWx3 arrays.
@@ -510,13 +534,13 @@ def _shade(look: Look, ray_w: list[np.ndarray], cam: np.ndarray,
     surface = zbuf.copy()
     if has_sky:
         surface[:first_ground][sky] = 0.0
-    px = surface * ray_w[0] + np.float32(cam[0])
-    py = surface * ray_w[1] + np.float32(cam[1])
-    pz = surface * ray_w[2] + np.float32(cam[2])  # height above ground
-    # World-anchored textures (see texture_stack): one gather for every kind.
-    iu = ((px + py) * np.float32(4.0)).astype(np.int32) & 255
-    iv = (pz * np.float32(4.0)).astype(np.int32) & 255
-    light = shade * np.take(look.textures.reshape(-1), (texture << 16) | (iv << 8) | iu)
+    # World-anchored textures (see texture_stack): one gather for every kind, with tile
+    # coordinates u = 4 (x + y) and v = 4 z of the surface point camera + depth * ray.
+    tu = np.float32(4.0) * (ray_w[0] + ray_w[1])
+    iu = (surface * tu + np.float32(4.0 * (cam[0] + cam[1]))).astype(np.int32) & 255
+    iv = (surface * (np.float32(4.0) * ray_w[2]) + np.float32(4.0 * cam[2])).astype(np.int32) \
+        & 255
+    light = shade * np.take(look.textures.reshape(-1), texture | (iv << 8) | iu)
     if look.fog_density_per_m > 0:
         keep = np.exp(surface * np.float32(-look.fog_density_per_m))
         fade = np.float32(1.0) - keep
@@ -526,7 +550,7 @@ def _shade(look: Look, ray_w: list[np.ndarray], cam: np.ndarray,
     planes = []
     off = (frame_index * 7) % 16
     for c in range(3):
-        plane = np.take(np.ascontiguousarray(look.palette[:, c]), paint) * light
+        plane = np.take(np.ascontiguousarray(look.palette[paint, c]), slot) * light
         if look.fog_density_per_m > 0:
             plane = plane * keep + np.float32(look.fog_rgb[c]) * fade
         if has_sky:

@@ -161,9 +161,9 @@ class SyntheticWorld:
         yaw = float(theta[0]) + math.radians(0.8) * math.sin(0.3 * t_s + sway[1])
         camera = CameraState(intr, (float(wx[0]), float(wy[0]), params.camera_height_m),
                              yaw, params.camera_pitch_rad)
-        parts, labelled = actors.at_time(t_s, road, x_e - 40.0, x_e + AHEAD_M,
+        parts, labelled = actors.at_time(t_s, road, x_e - 30.0, x_e + AHEAD_M,
                                          FIRST_FREE_PAINT)
-        near = tuple(xc for xc in road.crossings_x_m if x_e - 40.0 < xc < x_e + AHEAD_M)
+        near = tuple(xc for xc in road.crossings_x_m if x_e - 30.0 < xc < x_e + AHEAD_M)
 
         def ground(gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, None]:
             return road.paint_ground(gx, gy, near)
