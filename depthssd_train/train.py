@@ -522,7 +522,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         if writer is not None:
             writer.close()
     summary.update(steps=step, last_terms=last_terms, images_per_s=images_per_s,
-                   checkpoint=str(run_dir / CHECKPOINT_NAME))
+                   checkpoint=str(run_dir / CHECKPOINT_NAME), model=trainer.model)
     if dinfo.world_size > 1:
         dist.barrier()
     return summary
