@@ -101,24 +101,28 @@ def _rider(rng: np.random.Generator, seat_z: float, x: float) -> list[Part]:
              _colour(rng, ((30, 30, 30), (220, 220, 220), (200, 30, 30))), TEX_PLAIN)]
 
 
-def motorcycle_parts(rng: np.random.Generator) -> list[Part]:
-    """A motorcycle with its rider (about 2.1 x 0.8 x 1.6 m)."""
+def motorcycle_parts(rng: np.random.Generator, rider: bool = True) -> list[Part]:
+    """A motorcycle, ridden (about 2.1 x 0.8 x 1.6 m) or parked (about 2.1 x 0.8 x 1.0 m)."""
     length = rng.uniform(1.9, 2.3)
     body = _colour(rng, _CAR_COLOURS)
-    return [*_wheels(length, 0.22, 0.32),
-            ((0.0, 0.0, 0.7), (length * 0.75, 0.45, 0.55), body, TEX_PLAIN),
-            ((-0.05, 0.0, 0.55), (0.4, 0.8, 0.3), _TYRE, TEX_PLAIN),  # rider's legs and pegs
-            *_rider(rng, 0.9, -0.15)]
+    parts = [*_wheels(length, 0.22, 0.32),
+             ((0.0, 0.0, 0.7), (length * 0.75, 0.45, 0.55), body, TEX_PLAIN)]
+    if rider:
+        parts += [((-0.05, 0.0, 0.55), (0.4, 0.8, 0.3), _TYRE, TEX_PLAIN),  # legs and pegs
+                  *_rider(rng, 0.9, -0.15)]
+    return parts
 
 
-def bicycle_parts(rng: np.random.Generator) -> list[Part]:
-    """A bicycle with its rider (about 1.75 x 0.6 x 1.75 m)."""
+def bicycle_parts(rng: np.random.Generator, rider: bool = True) -> list[Part]:
+    """A bicycle, ridden (about 1.75 x 0.6 x 1.75 m) or parked (about 1.75 x 0.1 x 1.0 m)."""
     length = rng.uniform(1.6, 1.85)
     frame = _random_rgb(rng)
-    return [((0.0, 0.0, 0.36), (length, 0.08, 0.7), _TYRE, TEX_PLAIN),
-            ((0.0, 0.0, 0.8), (length * 0.55, 0.1, 0.25), frame, TEX_PLAIN),
-            ((-0.1, 0.0, 0.62), (0.3, 0.45, 0.4), _random_rgb(rng, 20, 120), TEX_PLAIN),
-            *_rider(rng, 1.0, -0.1)]
+    parts = [((0.0, 0.0, 0.36), (length, 0.08, 0.7), _TYRE, TEX_PLAIN),
+             ((0.0, 0.0, 0.8), (length * 0.55, 0.1, 0.25), frame, TEX_PLAIN)]
+    if rider:
+        parts += [((-0.1, 0.0, 0.62), (0.3, 0.45, 0.4), _random_rgb(rng, 20, 120), TEX_PLAIN),
+                  *_rider(rng, 1.0, -0.1)]
+    return parts
 
 
 def pedestrian_parts(rng: np.random.Generator) -> list[Part]:

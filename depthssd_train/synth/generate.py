@@ -15,7 +15,9 @@ import numpy as np
 from .actors import (
     VEHICLE_TEMPLATES,
     ActorTable,
+    bicycle_parts,
     building_parts,
+    motorcycle_parts,
     pedestrian_parts,
     pole_parts,
     traffic_light_parts,
@@ -161,10 +163,10 @@ def populate(stream, params: SequenceParams,
     actors = ActorTable()
     rng = stream(1)
     crossings = []
-    x = float(rng.uniform(25.0, 90.0))
+    x = float(rng.uniform(25.0, 80.0))
     while x < x_hi:
         crossings.append(x)
-        x += float(rng.uniform(70.0, 200.0))
+        x += float(rng.uniform(60.0, 160.0))
     params = replace(params, road=replace(road, crossings_x_m=tuple(crossings)))
     _scenery(stream, params.road, actors, x_lo, x_hi)
     _signals(stream, params.road, actors, x_lo, x_hi)
@@ -246,7 +248,7 @@ def _vehicle(rng: np.random.Generator, outer: bool, kinds=None, probs=None) -> t
     """A random vehicle kind, its parts and its length."""
     if kinds is None:
         kinds = ["car", "truck", "bus", "motorcycle"] + (["bicycle"] if outer else [])
-        probs = [0.72, 0.1, 0.07, 0.08] + ([0.06] if outer else [])
+        probs = [0.66, 0.1, 0.07, 0.1] + ([0.12] if outer else [])
     p = np.asarray(probs, dtype=np.float64)
     kind = str(kinds[int(rng.choice(len(kinds), p=p / p.sum()))])
     parts = VEHICLE_TEMPLATES[kind](rng)
@@ -324,6 +326,18 @@ def _pedestrians(stream, params: SequenceParams, actors: ActorTable, duration: f
                                else float(rng_dir.uniform(-math.pi, math.pi)),
                                vx=speed if walking else 0.0)
                     x += float(rng_dir.uniform(3.0, 40.0)) / density
+    # Parked bicycles and motorcycles on the sidewalk next to the curb.
+    for side, (curb, out) in enumerate(_sides(road)):
+        rng = stream(50 + side)
+        actors.group = 50 + side
+        x = x_lo + float(rng.uniform(0, 30))
+        while x < x_hi:
+            kind = "bicycle" if rng.random() < 0.6 else "motorcycle"
+            parts = (bicycle_parts if kind == "bicycle" else motorcycle_parts)(rng, rider=False)
+            yaw = float(rng.choice([0.0, math.pi]))
+            for k in range(int(rng.integers(1, 4))):  # a row of identical ones
+                actors.add(kind, parts, x + 2.2 * k, curb + out * 0.55, yaw_off=yaw)
+            x += float(rng.uniform(15.0, 90.0)) / density
     # Pedestrians crossing at zebra crossings, timed not to meet the ego on its lane.
     d_right = road.right_edge_m - 0.25 - road.sidewalk_m * 0.3
     d_left = road.left_edge_m + 0.25 + road.sidewalk_m * 0.3
