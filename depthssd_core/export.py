@@ -209,3 +209,47 @@ def read_sidecar(onnx_path: str | Path, verify_hash: bool = True) -> dict[str, A
     if verify_hash and data.get("onnx_sha256") != file_sha256(onnx_path):
         raise ValueError(f"ONNX sidecar {side} does not match {onnx_path} (sha256 differs)")
     return data
+
+
+def measure_ort_latency(
+    onnx_path: str | Path, threads: int = 2, runs: int = 50, warmup: int = 5, seed: int = 0
+) -> dict[str, float]:
+    """Time the exported graph alone with ONNX Runtime on the CPU.
+
+    Args:
+        onnx_path: Exported model (random inputs of its declared shapes are fed).
+        threads: ``intra_op_num_threads``.
+        runs: Timed runs after ``warmup`` untimed ones.
+        warmup: Untimed runs.
+        seed: Seed of the random inputs.
+
+    Returns:
+        ``median_ms``, ``p90_ms``, ``min_ms`` and ``runs``.
+    """
+    import time
+
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    feed = {
+        i.name: rng.standard_normal(i.shape).astype(np.float32) * 0.1
+        for i in session.get_inputs()
+    }
+    for _ in range(warmup):
+        session.run(None, feed)
+    times_ms = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times_ms.append((time.perf_counter() - start) * 1e3)
+    return {
+        "median_ms": float(np.median(times_ms)),
+        "p90_ms": float(np.percentile(times_ms, 90)),
+        "min_ms": float(np.min(times_ms)),
+        "runs": float(runs),
+    }

@@ -25,6 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--fp16", action="store_true", help="FP16 compute (memory and depth decoding stay FP32)"
     )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument(
+        "--benchmark",
+        type=int,
+        default=0,
+        metavar="RUNS",
+        help="after export, time RUNS ONNX Runtime CPU runs (2 threads) and print the median",
+    )
     return parser
 
 
@@ -40,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value is not None and value < 32:
             print(f"{PROG}: error: --{name} must be >= 32, got {value}", file=sys.stderr)
             return 1
+    if args.benchmark < 0:
+        print(f"{PROG}: error: --benchmark must be >= 0, got {args.benchmark}", file=sys.stderr)
+        return 1
 
     # Heavy imports after argument checks so usage errors answer instantly.
     from depthssd_core.checkpoint import load_model
@@ -54,6 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {path} and {sidecar_path(path)}")
+    if args.benchmark > 0:
+        from depthssd_core.export import measure_ort_latency
+
+        stats = measure_ort_latency(path, threads=2, runs=args.benchmark)
+        print(
+            f"onnxruntime CPU, 2 threads, {args.benchmark} runs: median "
+            f"{stats['median_ms']:.2f} ms, p90 {stats['p90_ms']:.2f} ms, "
+            f"min {stats['min_ms']:.2f} ms"
+        )
     return 0
 
 

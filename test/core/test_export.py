@@ -20,6 +20,7 @@ from depthssd_core.export import (
     OUTPUT_NAMES,
     export_onnx,
     file_sha256,
+    measure_ort_latency,
     read_sidecar,
     sidecar_path,
 )
@@ -27,6 +28,15 @@ from depthssd_core.model import DepthSSD, anchors_for
 
 HEIGHT, WIDTH = 96, 160  # export size; parity runs at this size on other (random) inputs
 FRAMES = 10
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # The test machine's CPU is shared; one thread avoids oversubscription stalls.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _calibrated_model() -> DepthSSD:
@@ -47,7 +57,7 @@ def _calibrated_model() -> DepthSSD:
 
 def _session(path) -> ort.InferenceSession:
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
+    options.intra_op_num_threads = 1
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -238,3 +248,9 @@ def test_cli_bad_inputs_exit_nonzero_with_one_line(tmp_path, capsys, exported):
     assert code != 0 and len(err) == 1 and "--height" in err[0]
     assert export_main(["--onnx", "x.onnx"]) != 0  # argparse usage error
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_latency_measurement_reports_consistent_statistics(exported):
+    stats = measure_ort_latency(exported["fp32"], threads=1, runs=3, warmup=1)
+    assert stats["runs"] == 3
+    assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"]

@@ -17,6 +17,15 @@ from depthssd_core.model import DepthSSD, anchors_for, anchors_per_location, fea
 SIZES = [(360, 640), (384, 640), (300, 500), (192, 320), (97, 131)]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # The test machine's CPU is shared; one thread avoids oversubscription stalls.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
