@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,3 +142,15 @@ def test_world_rejects_bad_arguments(kwargs, name):
 def test_sequence_rejects_negative_length():
     with pytest.raises(ValueError, match="num_frames"):
         list(SyntheticWorld(0, W, H).sequence("a", -1))
+
+
+def test_speed_benchmark_prints_one_result_line():
+    """Runs benchmarks/synth_speed.py on a tiny image; the number itself is machine-dependent."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "synth_speed.py"
+    out = subprocess.run([sys.executable, str(script), "--width", "64", "--height", "36",
+                          "--frames", "2", "--runs", "1"], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    lines = [line for line in out.splitlines() if line.startswith("synth_speed:")]
+    assert len(lines) == 1
+    assert re.match(r"synth_speed: [0-9.]+ frames/s wall-clock, [0-9.]+ frames/s by CPU time, "
+                    r"at 64x36", lines[0])
