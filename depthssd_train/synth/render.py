@@ -446,6 +446,8 @@ def _draw_small(ps: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray,
     shade.reshape(-1)[cp] = lit[pid[closer], face[closer]]
     labelled = owners[pid] > 0
     keys = np.unique(owners[pid[labelled]] * zflat.size + pix[labelled])
+    if len(keys) == 0:
+        return {}
     key_owner = keys // zflat.size
     groups, starts = np.unique(key_owner, return_index=True)
     bounds = [*starts[1:].tolist(), len(keys)]
@@ -510,6 +512,8 @@ def _slab(axes_o: np.ndarray, q: np.ndarray, half: np.ndarray, xn: np.ndarray,
                 exit_ = far
             else:
                 exit_ = np.minimum(exit_, far, out=exit_ if exit_.shape == shape else None)
+        if entry is None:  # the camera is inside the box: its faces are not drawn
+            return np.full(shape, np.inf, np.float32), np.zeros(shape, bool), face
         if entry.shape != shape:
             entry = np.broadcast_to(entry, shape)
         hit = np.less_equal(entry, exit_)

@@ -165,3 +165,31 @@ def test_scene_rejects_bad_input():
         render_scene(Scene(objects=[PlacedObject("car", (5, 0, 1), (0, 1, 1))]))
     with pytest.raises(ValueError, match="unknown class"):
         render_scene(Scene(objects=[PlacedObject("tree", (5, 0, 1), (1, 1, 1))]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_hand_built_scenes_keep_label_invariants(seed):
+    """Random boxes, cameras and pitches (also steep ones): labels always match the pixels."""
+    rng = np.random.default_rng(seed)
+    names = ["car", "truck", "bus", "motorcycle", "bicycle", "pedestrian", "traffic_light",
+             "traffic_sign", None]
+    objects = [PlacedObject(names[int(rng.integers(len(names)))],
+                            (float(rng.uniform(-5, 40)), float(rng.uniform(-10, 10)),
+                             float(rng.uniform(0.2, 3.0))),
+                            tuple(float(v) for v in rng.uniform(0.1, 6.0, 3)),
+                            yaw_rad=float(rng.uniform(-math.pi, math.pi)))
+               for _ in range(25)]
+    scene = Scene(width=int(rng.integers(20, 120)), height=int(rng.integers(20, 90)),
+                  fov_deg=float(rng.uniform(40, 120)), camera_height_m=float(rng.uniform(1, 3)),
+                  camera_pitch_rad=float(rng.uniform(-0.8, 0.8)),
+                  camera_yaw_rad=float(rng.uniform(-1, 1)), objects=objects)
+    frame = render_scene(scene)
+    assert np.all(frame.depth_m > 0) and np.all(frame.depth_m <= SKY_DEPTH_M)
+    assert {o.instance_id for o in frame.objects} == set(np.unique(frame.instance)) - {0}
+    for obj in frame.objects:
+        mask = frame.instance == obj.instance_id
+        ys, xs = np.nonzero(mask)
+        assert obj.box_xyxy == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        assert 0 < obj.visible_pixels == mask.sum() <= obj.footprint_pixels
+        assert 0.0 <= obj.truncation <= 1.0
+        assert np.all(frame.semantic[mask] == obj.category_id)
