@@ -279,3 +279,23 @@ def test_onnxruntime_matches_torch(tiny_model, tiny_onnx):
             assert db.score == pytest.approx(da.score, abs=1e-4)
             assert db.distance_m == pytest.approx(da.distance_m, rel=1e-3)
         np.testing.assert_allclose(p_ort.memory_state[0], p_torch.memory_state[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"])
+def test_preprocess_matches_the_normalisation_formula(tiny_model, encoding):
+    perceptor = make(tiny_model)
+    rgb = np.random.default_rng(3).integers(0, 256, size=(IN_H, IN_W, 3), dtype=np.uint8)
+    frame = {"rgb8": rgb, "bgr8": rgb[:, :, ::-1], "mono8": rgb[:, :, :1],
+             "rgba8": np.dstack([rgb, np.zeros_like(rgb[:, :, :1])]),
+             "bgra8": np.dstack([rgb[:, :, ::-1], np.zeros_like(rgb[:, :, :1])])}[encoding]
+    want_rgb = np.repeat(rgb[:, :, :1], 3, axis=2) if encoding == "mono8" else rgb
+    cfg = tiny_model.cfg
+    want = (want_rgb / 255.0 - np.array(cfg.mean)) / np.array(cfg.std)
+    got = perceptor.preprocess(np.ascontiguousarray(frame), encoding)
+    assert got.shape == (1, 3, IN_H, IN_W) and got.dtype == np.float32
+    np.testing.assert_allclose(got[0].transpose(1, 2, 0), want, atol=1e-5)
+    # A frame of another size is resized first (bilinear).
+    big = cv2.resize(np.ascontiguousarray(frame), (2 * IN_W, 2 * IN_H))
+    if big.ndim == 2:
+        big = big[:, :, None]
+    assert perceptor.preprocess(big, encoding).shape == (1, 3, IN_H, IN_W)
