@@ -12,7 +12,7 @@ closing speed (inf when not closing).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -63,8 +63,13 @@ class _Track:
     box_xyxy: np.ndarray
     box_velocity_pps: np.ndarray  # pixels per second of (x1, y1, x2, y2)
     stamp_s: float
-    x: np.ndarray = field(default_factory=lambda: np.full(2, np.nan))  # [distance, rate]
-    p: np.ndarray = field(default_factory=lambda: np.eye(2))
+    # Kalman state [distance, rate] and covariance [[p_dd, p_dv], [p_dv, p_vv]] as plain floats:
+    # 2x2 numpy algebra per object costs more in call overhead than the arithmetic itself.
+    d: float = math.nan
+    v: float = 0.0
+    p_dd: float = 1.0
+    p_dv: float = 0.0
+    p_vv: float = 1.0
     hits: int = 1
     misses: int = 0
     distance_updates: int = 0
@@ -200,44 +205,49 @@ class Tracker:
         s = self.settings
         if not math.isfinite(z_m):
             # No measurement: predict only, so the state stays current with the stamp.
-            if math.isfinite(track.x[0]):
+            if math.isfinite(track.d):
                 self._predict(track, stamp_s - track.stamp_s)
             return
         r = max(sigma_m if math.isfinite(sigma_m) else 0.0, s.min_meas_sigma_m) ** 2
-        if not math.isfinite(track.x[0]):
+        if not math.isfinite(track.d):
             self._init_filter(track, z_m, r)
             return
         self._predict(track, stamp_s - track.stamp_s)
-        innovation = z_m - track.x[0]
-        s_var = track.p[0, 0] + r
+        innovation = z_m - track.d
+        s_var = track.p_dd + r
         if innovation * innovation > (s.gate_sigmas ** 2) * s_var:
             self._init_filter(track, z_m, r)
             return
-        gain = track.p[:, 0] / s_var
-        track.x = track.x + gain * innovation
-        track.p = track.p - np.outer(gain, track.p[0, :])
+        k_d, k_v = track.p_dd / s_var, track.p_dv / s_var
+        track.d += k_d * innovation
+        track.v += k_v * innovation
+        # P <- (I - K H) P with H = [1, 0].
+        track.p_vv -= k_v * track.p_dv
+        track.p_dd -= k_d * track.p_dd
+        track.p_dv -= k_d * track.p_dv
         track.distance_updates += 1
 
     def _init_filter(self, track: _Track, z_m: float, r: float) -> None:
-        track.x = np.array([z_m, 0.0])
-        track.p = np.diag([r, self.settings.init_rate_sigma_mps ** 2])
+        track.d, track.v = z_m, 0.0
+        track.p_dd, track.p_dv, track.p_vv = r, 0.0, self.settings.init_rate_sigma_mps ** 2
         track.distance_updates = 1
 
     def _predict(self, track: _Track, dt: float) -> None:
         if dt <= 0:
             return
-        f = np.array([[1.0, dt], [0.0, 1.0]])
-        q_a = self.settings.accel_sigma_mps2 ** 2
-        # Piecewise-constant white acceleration: the discretised process noise of a CV model.
-        q = q_a * np.array([[dt ** 4 / 4, dt ** 3 / 2], [dt ** 3 / 2, dt ** 2]])
-        track.x = f @ track.x
-        track.p = f @ track.p @ f.T + q
+        q = self.settings.accel_sigma_mps2 ** 2
+        # F P F^T + Q for F = [[1, dt], [0, 1]] and the piecewise-constant white acceleration
+        # noise Q = q [[dt^4/4, dt^3/2], [dt^3/2, dt^2]] of a constant-velocity model.
+        track.d += track.v * dt
+        track.p_dd += 2 * track.p_dv * dt + track.p_vv * dt * dt + q * dt ** 4 / 4
+        track.p_dv += track.p_vv * dt + q * dt ** 3 / 2
+        track.p_vv += q * dt * dt
 
     def _state(self, track: _Track) -> TrackState:
-        distance = float(track.x[0])
-        sigma = float(math.sqrt(track.p[0, 0])) if math.isfinite(distance) else math.nan
+        distance = float(track.d)
+        sigma = math.sqrt(max(track.p_dd, 0.0)) if math.isfinite(distance) else math.nan
         closing = 0.0
         if track.distance_updates >= self.settings.min_updates_for_speed:
-            closing = -float(track.x[1])
+            closing = -float(track.v)
         ttc = distance / closing if closing > 1e-6 and math.isfinite(distance) else math.inf
         return TrackState(track.track_id, distance, sigma, closing, ttc)

@@ -93,3 +93,34 @@ def test_stamp_going_backwards_raises():
                    np.array([0.1]), 1.0)
     with pytest.raises(ValueError, match="reset"):
         tracker.update(np.zeros((0, 4)), np.zeros(0), np.zeros(0), np.zeros(0), 0.5)
+
+
+def test_kalman_matches_the_matrix_form():
+    """The scalar filter equals the textbook matrix Kalman filter (F, Q, H = [1, 0])."""
+    settings = TrackerSettings(gate_sigmas=1e9)
+    tracker = Tracker(settings)
+    rng = np.random.default_rng(5)
+    stamps = np.cumsum(rng.uniform(0.03, 0.12, size=15))
+    meas = 30 - 4 * stamps + rng.normal(0, 0.4, size=15)
+    sig = rng.uniform(0.1, 0.6, size=15)
+    x = p = None
+    q = settings.accel_sigma_mps2 ** 2
+    for k, (t, z, s) in enumerate(zip(stamps, meas, sig, strict=True)):
+        state = tracker.update(np.array([[10, 10, 50, 50]], float), np.array([0]),
+                               np.array([z]), np.array([s]), float(t))[0]
+        r = max(s, settings.min_meas_sigma_m) ** 2
+        if k == 0:
+            x, p = np.array([z, 0.0]), np.diag([r, settings.init_rate_sigma_mps ** 2])
+        else:
+            dt = t - stamps[k - 1]
+            f = np.array([[1, dt], [0, 1]])
+            x = f @ x
+            p = f @ p @ f.T + q * np.array([[dt ** 4 / 4, dt ** 3 / 2], [dt ** 3 / 2, dt ** 2]])
+            h = np.array([[1.0, 0.0]])
+            gain = p @ h.T / (h @ p @ h.T + r)
+            x = x + (gain * (z - x[0])).ravel()
+            p = (np.eye(2) - gain @ h) @ p
+        assert state.distance_m == pytest.approx(x[0], rel=1e-9)
+        assert state.distance_sigma_m == pytest.approx(math.sqrt(p[0, 0]), rel=1e-9)
+        if k >= 2:
+            assert state.closing_speed_mps == pytest.approx(-x[1], rel=1e-9, abs=1e-12)
