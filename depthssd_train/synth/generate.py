@@ -134,7 +134,7 @@ def make_look(rng: np.random.Generator, params: SequenceParams, actors: ActorTab
     tile = cv2.resize(rng.uniform(0.8, 1.2, (32, 32)).astype(np.float32), (256, 256),
                       interpolation=cv2.INTER_LINEAR)
     tile *= rng.uniform(0.93, 1.07, (256, 256)).astype(np.float32)
-    noise = rng.normal(0.0, rng.uniform(0.5, 3.0), (3, height + 16, width + 16))
+    noise = 1.0 + rng.normal(0.0, rng.uniform(0.004, 0.025), (height + 16, width + 16))
     fog_rgb = (horizon * 0.9 * level).astype(np.float32)
     return Look(palette.astype(np.float32), SKY, (top * level).astype(np.float32), sun_dir,
                 float(ambient), float(sun), params.fog_density_per_m, fog_rgb, tile,

@@ -26,8 +26,10 @@ from .types import SKY_DEPTH_M
 
 NEAR_M = 0.05
 """Surfaces closer than this to the camera plane are not drawn."""
-DRAW_DISTANCE_M = 200.0
-"""Boxes whose nearest corner is further than this (planar depth) are not drawn."""
+DRAW_DISTANCE_M = 150.0
+"""Boxes whose nearest corner is further than this (planar depth) are not drawn..."""
+FAR_DRAW_DISTANCE_M = 250.0
+"""...except buildings (``TEX_WINDOWS`` parts), which close the view down the street."""
 DETAIL_DISTANCE_M = 40.0
 """Parts marked as detail (``TEX_DETAIL`` bit) are dropped beyond this depth."""
 GROUND_SLOTS = 8
@@ -118,7 +120,7 @@ class Look:
         fog_density_per_m: extinction per metre (0 = clear).
         fog_rgb: colour that distant surfaces fade to.
         noise_tile: (256, 256) float32 texture multipliers around 1.
-        sensor_noise: (3, H + 16, W + 16) float32 additive noise planes, or None.
+        sensor_noise: (H + 16, W + 16) float32 multiplicative noise around 1, or None.
     """
 
     palette: np.ndarray
@@ -193,7 +195,7 @@ def render(camera: CameraState, parts: BoxParts, look: Look,
         frame_index: selects the sensor-noise offset so it changes from frame to frame.
 
     Returns:
-        RGB image, planar depth (sky = 1000), owner map (part owners, 0 = ground or sky) and
+        RGB image, planar depth (sky = 1000), instance map (labelled owners, else 0) and
         for every labelled owner the number of pixels it covers alone.
     """
     intr = camera.intrinsics
@@ -241,7 +243,9 @@ def render(camera: CameraState, parts: BoxParts, look: Look,
     footprint, visible = _draw_boxes(camera, r_wo, cam, parts, look, xn, yn, zbuf, slot,
                                      shade)
     paint_lut = np.concatenate([np.arange(GROUND_SLOTS), parts.paint]).astype(np.int32)
-    owner_lut = np.concatenate([np.zeros(GROUND_SLOTS, np.int64), parts.owner]).astype(np.int32)
+    # Unlabelled parts (negative owners) map to 0 like ground: the result is the instance map.
+    owner_lut = np.concatenate([np.zeros(GROUND_SLOTS, np.int64),
+                                np.maximum(parts.owner, 0)]).astype(np.int32)
     tex_lut = np.concatenate([np.full(GROUND_SLOTS, TEX_FLAT, np.int64),
                               parts.texture & (TEX_DETAIL - 1)]).astype(np.int32)
     owner = np.take(owner_lut, slot)
@@ -249,6 +253,12 @@ def render(camera: CameraState, parts: BoxParts, look: Look,
     rgb = _shade(look, ray_w, cam, zbuf, slot, paint_lut, texture, shade, first_ground,
                  frame_index)
     return RenderOutput(rgb, zbuf, owner, footprint, visible)
+
+
+def _draw_distance(texture: np.ndarray) -> np.ndarray:
+    """Per-part draw distance from the texture kind."""
+    return np.where((texture & (TEX_DETAIL - 1)) == TEX_WINDOWS, FAR_DRAW_DISTANCE_M,
+                    DRAW_DISTANCE_M)
 
 
 def _cull(parts: BoxParts, r_wo: np.ndarray, cam: np.ndarray,
@@ -262,7 +272,7 @@ def _cull(parts: BoxParts, r_wo: np.ndarray, cam: np.ndarray,
     tan_y = max(intr.cy, intr.height - intr.cy) / intr.fy
     # A sphere is outside a side plane when its centre lies beyond it by more than r; the
     # plane normals are not unit vectors, hence the sqrt(1 + tan^2) factors.
-    keep = (c[:, 2] + r > NEAR_M) & (c[:, 2] - r < DRAW_DISTANCE_M)
+    keep = (c[:, 2] + r > NEAR_M) & (c[:, 2] - r < _draw_distance(parts.texture))
     keep &= np.abs(c[:, 0]) - tan_x * c[:, 2] < r * math.sqrt(1.0 + tan_x * tan_x)
     keep &= np.abs(c[:, 1]) - tan_y * c[:, 2] < r * math.sqrt(1.0 + tan_y * tan_y)
     if keep.all():
@@ -326,7 +336,8 @@ def _draw_boxes(camera: CameraState, r_wo: np.ndarray, cam: np.ndarray, parts: B
     zc = corners[:, :, 2]
     zmin, zmax = zc.min(axis=1), zc.max(axis=1)
     detail = (parts.texture & TEX_DETAIL) != 0
-    drawn = (zmax > NEAR_M) & (zmin < DRAW_DISTANCE_M) & ~(detail & (zmin > DETAIL_DISTANCE_M))
+    drawn = (zmax > NEAR_M) & (zmin < _draw_distance(parts.texture)) \
+        & ~(detail & (zmin > DETAIL_DISTANCE_M))
     with np.errstate(divide="ignore", invalid="ignore"):
         u = intr.fx * corners[:, :, 0] / zc + intr.cx
         v = intr.fy * corners[:, :, 1] / zc + intr.cy
@@ -545,27 +556,30 @@ def _shade(look: Look, ray_w: list[np.ndarray], cam: np.ndarray,
     iv = (surface * (np.float32(4.0) * ray_w[2]) + np.float32(4.0 * cam[2])).astype(np.int32) \
         & 255
     light = shade * np.take(look.textures.reshape(-1), texture | (iv << 8) | iu)
-    if look.fog_density_per_m > 0:
+    if look.sensor_noise is not None:
+        off = (frame_index * 7) % 16
+        light *= look.sensor_noise[off:off + height, off:off + width]
+    fog = look.fog_density_per_m > 0
+    if fog:
         keep = np.exp(surface * np.float32(-look.fog_density_per_m))
         fade = np.float32(1.0) - keep
+        light *= keep
     if has_sky:
         # Sky gradient from the horizon colour to the zenith colour with the ray's elevation.
         elev = np.clip(ray_w[2][:first_ground, :1] * np.float32(2.5), 0.0, 1.0)  # roll-free
     planes = []
-    off = (frame_index * 7) % 16
     for c in range(3):
         plane = np.take(np.ascontiguousarray(look.palette[paint, c]), slot) * light
-        if look.fog_density_per_m > 0:
-            plane = plane * keep + np.float32(look.fog_rgb[c]) * fade
+        if fog:
+            plane += np.float32(look.fog_rgb[c]) * fade
         if has_sky:
             horizon = np.float32(look.palette[look.sky_index, c])
             row = horizon + (np.float32(look.sky_top_rgb[c]) - horizon) * elev
             plane[:first_ground] = np.where(sky, row, plane[:first_ground])
-        if look.sensor_noise is not None:
-            plane += look.sensor_noise[c, off:off + height, off:off + width]
-        np.clip(plane, 0.0, 255.0, out=plane)
-        planes.append(plane.astype(np.uint8))
-    return cv2.merge(planes)
+        planes.append(plane)
+    # Every term is non-negative, so OpenCV's saturating absolute conversion is a plain
+    # round-and-clip to uint8, done in one pass.
+    return cv2.convertScaleAbs(cv2.merge(planes))
 
 
 def polygon_truncation(points: np.ndarray, width: int, height: int) -> float:

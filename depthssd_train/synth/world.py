@@ -177,7 +177,7 @@ def assemble_frame(camera: CameraState, parts: BoxParts, labelled: list[Labelled
     out = render(camera, parts, look, ground, index)
     intr = camera.intrinsics
     owner = out.owner
-    instance = np.where(owner > 0, owner, 0).astype(np.int32)
+    instance = owner
     semantic = np.zeros(owner.shape, np.uint8)
     r_ow = camera.world_from_optical().T
     cam = np.asarray(camera.position_m, dtype=np.float64)
