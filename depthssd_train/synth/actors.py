@@ -279,7 +279,7 @@ class ActorTable:
         pk = index[f["part_actor"]]
         psel = pk >= 0
         pk = pk[psel]
-        centres = pos[pk] + np.einsum("pij,pj->pi", rot[pk], f["part_offset"][psel])
+        centres = pos[pk] + np.matmul(rot[pk], f["part_offset"][psel][:, :, None])[:, :, 0]
         parts = BoxParts(centres, f["part_size"][psel] / 2, yaw[pk],
                          f["part_paint"][psel] + paint_offset, f["part_texture"][psel],
                          f["owner"][f["part_actor"][psel]])

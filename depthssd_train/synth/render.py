@@ -307,9 +307,10 @@ def box_corners_optical(center_m: np.ndarray, half_m: np.ndarray, yaw_rad: np.nd
                                                                     np.ndarray]:
     """Optical-frame centres (P, 3), axes (P, 3, 3: columns length/width/up), corners (P, 8, 3)."""
     axes_w = rotation_z(yaw_rad)
-    axes_o = np.einsum("ij,pjk->pik", r_ow, axes_w)
+    axes_o = np.matmul(r_ow, axes_w)  # batched products: much faster than einsum here
     center_o = (center_m - cam) @ r_ow.T
-    corners = center_o[:, None, :] + np.einsum("sk,pk,pik->psi", _SIGNS, half_m, axes_o)
+    corners = center_o[:, None, :] + np.matmul(_SIGNS[None] * half_m[:, None, :],
+                                               axes_o.transpose(0, 2, 1))
     return center_o, axes_o, corners
 
 
@@ -356,8 +357,8 @@ def _draw_boxes(camera: CameraState, r_wo: np.ndarray, cam: np.ndarray, parts: B
     # Brightness of the camera-facing face of each axis: the camera sees the face whose
     # outward normal is -sign(q) * axis (q = axis . centre in the optical frame).
     axes_w = rotation_z(parts.yaw_rad)
-    sun_cos = np.einsum("pjk,j->pk", axes_w, look.sun_dir)  # (P, 3) axis . sun
-    q = np.einsum("pik,pi->pk", axes_o, center_o)  # axis . centre, per axis
+    sun_cos = look.sun_dir @ axes_w  # (P, 3) axis . sun
+    q = (axes_o * center_o[:, :, None]).sum(axis=1)  # axis . centre, per axis
     face_cos = np.where(q > 0, -sun_cos, sun_cos)
     lit = (look.ambient + look.sun * np.maximum(0.0, face_cos)).astype(np.float32)
     union: dict[int, tuple[int, int, np.ndarray]] = {}
