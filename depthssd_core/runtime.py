@@ -215,7 +215,8 @@ class Perceptor:
     @classmethod
     def from_model(cls, path: str | Path, backend: str = "auto",
                    settings: PerceptorSettings | None = None, num_threads: int = 2,
-                   cache_dir: str | Path | None = None, **kwargs: Any) -> Perceptor:
+                   cache_dir: str | Path | None = None, device: str | None = None,
+                   **kwargs: Any) -> Perceptor:
         """Load a model file (``.safetensors`` checkpoint or ``.onnx`` + sidecar).
 
         Args:
@@ -226,6 +227,8 @@ class Perceptor:
             num_threads: CPU threads (ONNX Runtime intra-op, torch).
             cache_dir: where a checkpoint's ONNX export is cached (default: next to the
                 checkpoint if writable, else ``$XDG_CACHE_HOME/depthssd``).
+            device: torch device of the torch backend (``cpu``, ``cuda``, ...); None picks
+                CUDA when available. ``auto`` strings are treated as None.
             kwargs: passed to :class:`Perceptor` (tracker_settings, distance_settings).
 
         Raises:
@@ -234,8 +237,8 @@ class Perceptor:
         """
         from depthssd_core.backends.loading import load_backend
 
-        backend_obj, info = load_backend(Path(path), backend, num_threads,
-                                                       cache_dir)
+        backend_obj, info = load_backend(Path(path), backend, num_threads, cache_dir,
+                                         None if device in (None, "", "auto") else device)
         return cls(backend_obj, info, settings=settings, **kwargs)
 
     def _compute_anchors(self) -> np.ndarray:

@@ -165,7 +165,8 @@ def check_graph_against_info(onnx_path: Path, info: Any) -> None:
 
 
 def load_backend(path: Path, backend: str = "auto", num_threads: int = 2,
-                 cache_dir: str | Path | None = None) -> tuple[InferenceBackend, Any]:
+                 cache_dir: str | Path | None = None, device: str | None = None,
+                 ) -> tuple[InferenceBackend, Any]:
     """Open a model file on a backend.
 
     Returns:
@@ -192,7 +193,7 @@ def load_backend(path: Path, backend: str = "auto", num_threads: int = 2,
         if name == "torch":
             from depthssd_core.backends.torch_backend import TorchBackend
 
-            return TorchBackend(model, num_threads=num_threads), info
+            return TorchBackend(model, device=device, num_threads=num_threads), info
         onnx_path = export_cached_onnx(path, model, cache_dir)
     else:
         if name == "torch":

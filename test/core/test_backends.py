@@ -132,9 +132,11 @@ def test_from_model_checkpoint_and_onnx(model, files):
     for path, backend in ((ckpt, "torch"), (ckpt, "onnxruntime"), (onnx_path, "onnxruntime"),
                           (onnx_path, "auto")):
         perceptor = Perceptor.from_model(path, backend=backend,
-                                         settings=dataclasses.replace(settings), num_threads=1)
+                                         settings=dataclasses.replace(settings), num_threads=1,
+                                         device="cpu" if backend == "torch" else None)
         result = perceptor.process(frame, "rgb8", intr, 1.0)
         assert result.backend == ("torch" if backend == "torch" else "onnxruntime")
+        assert perceptor.backend.device in ("cpu", "CPUExecutionProvider")
         results[(path.suffix, backend)] = result
         # The initial memory state comes from the checkpoint (or the sidecar): M_0 itself.
         np.testing.assert_allclose(perceptor.model.initial_mem_m,
