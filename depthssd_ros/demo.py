@@ -159,6 +159,7 @@ def _stamp_ns(header) -> int:
 
 def _make_recorder(context, topics: dict[str, str], record_video: bool):
     """The recorder node (built here so rclpy is imported only when the demo runs)."""
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -205,6 +206,8 @@ def _make_recorder(context, topics: dict[str, str], record_video: bool):
             sub(Image, topics["depth"], self._on_depth)
             if record_video:
                 sub(Image, topics["overlay"], self._on_overlay)
+            sub(DiagnosticArray, "/diagnostics", self._on_diagnostics)
+            self.node_diagnostics: dict[str, str] = {}
             sub(String, topics["advisory"], self._on_advisory)
             sub(Float32, topics["nearest"], self._on_nearest)
             sub(Float32, topics["ttc"], self._on_ttc)
@@ -258,6 +261,11 @@ def _make_recorder(context, topics: dict[str, str], record_video: bool):
             stamp = _stamp_ns(msg.header)
             self._part(stamp)["overlay"] = image_to_frame(msg).copy()
             self._try_compose(stamp)
+
+        def _on_diagnostics(self, msg) -> None:
+            for status in msg.status:
+                if status.name.startswith(f"{PERCEPTION_NODE}:"):
+                    self.node_diagnostics = {kv.key: kv.value for kv in status.values}
 
         def _on_advisory(self, msg) -> None:
             self.advisory_counts[msg.data] += 1
@@ -596,6 +604,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         if spinner is not None:
             spinner.join(timeout=10.0)
         for node in nodes:
+            executor.remove_node(node)
             node.destroy_node()
         rclpy.try_shutdown(context=context)
     if camera.returncode not in (0, -signal.SIGINT) and not recorder.camera_times:
@@ -619,6 +628,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
                    "scored": evaluation["frames_scored"], "video": len(recorder.video)},
         "fps": {"camera": camera_frames / elapsed if elapsed > 0 else None,
                 "perception": perception_fps},
+        "perception_node": _node_report(recorder.node_diagnostics),
         "latency_ms": {"p50": _percentile(recorder.latency_ms, 50),
                        "p95": _percentile(recorder.latency_ms, 95),
                        "samples": len(recorder.latency_ms),
@@ -643,6 +653,19 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
                         else "no perception output was recorded")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _node_report(diagnostics: dict[str, str]) -> dict[str, Any]:
+    """The perception node's own last /diagnostics values that matter for the demo."""
+    out: dict[str, Any] = {k: diagnostics.get(k) for k in ("backend", "device")}
+    for key in ("runtime_latency_p50_ms", "runtime_latency_p95_ms", "node_latency_p50_ms",
+                "node_latency_p95_ms", "frames_received", "frames_processed", "frames_dropped",
+                "memory_resets"):
+        try:
+            out[key] = float(diagnostics[key])
+        except (KeyError, ValueError):
+            out[key] = None
+    return out
 
 
 def _fmt(value: float | None, spec: str, scale: float = 1.0, unit: str = "") -> str:

@@ -70,6 +70,8 @@ def test_demo_runs_end_to_end(model_path, tmp_path):
     assert all(" fps | perception " in line and "advisory " in line for line in status)
 
     metrics = json.loads((out / "metrics.json").read_text())
+    print(json.dumps(metrics, indent=1))  # shown if an assertion below fails
+    print(proc.stdout[-2000:], proc.stderr[-2000:])
     frames = metrics["frames"]
     assert frames["camera_published"] >= 3
     assert 1 <= frames["perception_outputs"] <= frames["camera_published"]
@@ -91,6 +93,10 @@ def test_demo_runs_end_to_end(model_path, tmp_path):
     assert dist["pairs"] <= tp
     depth = metrics["depth"]
     assert depth["frames"] >= 1 and 0 <= depth["abs_rel_mean"] < math.inf
+    node = metrics["perception_node"]
+    assert node["backend"] == "torch"
+    assert node["frames_processed"] is None or node["frames_processed"] >= 1
+    assert "never retrieved" not in proc.stdout + proc.stderr  # clean executor shutdown
     planner = metrics["planner"]
     assert set(planner["advisory_counts"]) <= {"none", "caution", "brake"}
     assert planner["decisions"] and planner["decisions"][0]["from"] is None
