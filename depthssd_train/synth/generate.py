@@ -44,6 +44,7 @@ class SequenceParams:
         camera_pitch_rad: downward pitch.
         time_of_day: 0 = dusk, 1 = noon (drives light level, sun height and tint).
         overcast: whether direct sunlight is weak.
+        night: dark sky and weak, bluish light (time_of_day is then ignored).
         fog_density_per_m: fog extinction per metre (0 = clear).
         ego_speed_mps: speed of the camera's vehicle.
         ego_lane: the ego's lane (0 = next to the centreline).
@@ -57,6 +58,7 @@ class SequenceParams:
     camera_pitch_rad: float
     time_of_day: float
     overcast: bool
+    night: bool
     fog_density_per_m: float
     ego_speed_mps: float
     ego_lane: int
@@ -91,6 +93,7 @@ def draw_params(rng: np.random.Generator, fov_deg: float | None,
         camera_pitch_rad=pitch if camera_pitch_rad is None else float(camera_pitch_rad),
         time_of_day=float(rng.uniform(0.0, 1.0)),
         overcast=bool(rng.random() < 0.3),
+        night=bool(rng.random() < 0.12),
         fog_density_per_m=0.0 if rng.random() < 0.6 else float(rng.uniform(0.004, 0.04)),
         ego_speed_mps=float(rng.uniform(4.0, 14.0)),
         ego_lane=int(rng.integers(lanes_right)),
@@ -120,23 +123,30 @@ def make_look(rng: np.random.Generator, params: SequenceParams, actors: ActorTab
     if params.overcast:
         horizon = np.full(3, rng.uniform(170, 215))
         top = horizon * 0.85
+    level = 0.55 + 0.5 * tod
+    if params.night:
+        tint = np.array([0.8, 0.87, 1.0])
+        horizon = np.array([rng.uniform(30, 60), rng.uniform(35, 65), rng.uniform(55, 90)])
+        top = np.array([8.0, 10.0, 25.0])
+        level = float(rng.uniform(0.25, 0.4))
     horizon = horizon * tint
     top = top * tint
-    ground[SKY] = horizon
+    ground[SKY] = horizon * (1.0 if params.night else level)
     palette = np.concatenate([ground * tint, np.asarray(actors.palette).reshape(-1, 3) * tint])
+    palette[SKY] = ground[SKY]
     sun_elev = math.radians(5 + 55 * tod)
     sun_az = rng.uniform(0, 2 * math.pi)
     sun_dir = np.array([math.cos(sun_elev) * math.cos(sun_az),
                         math.cos(sun_elev) * math.sin(sun_az), math.sin(sun_elev)])
-    level = 0.55 + 0.5 * tod
-    sun = (0.15 if params.overcast else 0.55) * level
+    sun = (0.15 if params.overcast or params.night else 0.55) * level
     ambient = (0.75 if params.overcast else 0.5) * level
     tile = cv2.resize(rng.uniform(0.8, 1.2, (32, 32)).astype(np.float32), (256, 256),
                       interpolation=cv2.INTER_LINEAR)
     tile *= rng.uniform(0.93, 1.07, (256, 256)).astype(np.float32)
     noise = 1.0 + rng.normal(0.0, rng.uniform(0.004, 0.025), (height + 16, width + 16))
-    fog_rgb = (horizon * 0.9 * level).astype(np.float32)
-    return Look(palette.astype(np.float32), SKY, (top * level).astype(np.float32), sun_dir,
+    fog_rgb = (ground[SKY] * 0.9).astype(np.float32)
+    top = top if params.night else top * level
+    return Look(palette.astype(np.float32), SKY, top.astype(np.float32), sun_dir,
                 float(ambient), float(sun), params.fog_density_per_m, fog_rgb, tile,
                 noise.astype(np.float32))
 
