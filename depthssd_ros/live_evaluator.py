@@ -5,13 +5,15 @@ perception node's outputs, both keyed by the camera header stamp (the node copie
 header to every output), in whatever order they arrive. A frame is scored once both sides of it
 are in:
 
-- detections are matched to true objects of the same class, greedily by IoU (>= 0.5 by
-  default), as in the usual detection benchmarks; true objects too small or too far to be
-  expected (``min_box_height_px``, ``max_distance_m``) are "ignore" regions: a detection on one
-  is neither a true nor a false positive, and missing one is no false negative;
+- detections are matched to true objects of the same class at IoU >= 0.5 exactly as the
+  offline evaluation (``depthssd_train.metrics``) matches them; true objects too small or too
+  far to be expected (``min_box_height_px``, ``max_distance_m``) are "ignore" regions: a
+  detection on one is neither a true nor a false positive, and missing one is no false
+  negative;
 - for every matched pair with both distances known, the absolute relative distance error
   ``|d - d*| / d*``;
-- for depth images, AbsRel over the pixels with a true depth below ``max_distance_m``.
+- for depth images, the offline evaluation's AbsRel over true depths of 1 m to
+  ``max_distance_m``.
 
 It is plain Python on plain values (no rclpy): the demo converts the messages.
 """
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from depthssd_core.tracking import box_iou, greedy_match
+from depthssd_train.metrics import depth_metrics, match_detections
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,11 @@ class FrameScore:
 
 def match_frame(detections: list[LabelledBox], truths: list[LabelledBox],
                 expected: list[bool], iou_threshold: float, stamp_ns: int = 0) -> FrameScore:
-    """Match one frame's detections to its true objects class by class.
+    """Match one frame's detections to its true objects of the same class.
+
+    The matching is the offline evaluation's (:func:`depthssd_train.metrics.match_detections`:
+    detections by falling score, each taking the free same-class truth of highest IoU), so the
+    live numbers mean what ``depthssd-eval``'s mean.
 
     Args:
         detections: the frame's detections.
@@ -85,58 +91,66 @@ def match_frame(detections: list[LabelledBox], truths: list[LabelledBox],
         The :class:`FrameScore`.
     """
     score = FrameScore(stamp_ns)
-    classes = {d.class_name for d in detections} | {t.class_name for t in truths}
-    for name in sorted(classes):
-        dets = [d for d in detections if d.class_name == name]
-        real = [t for t, e in zip(truths, expected, strict=True) if t.class_name == name and e]
-        ignored = [t for t, e in zip(truths, expected, strict=True)
-                   if t.class_name == name and not e]
-        counts = score.per_class.setdefault(name, Counter(tp=0, fp=0, fn=0))
-        # Expected objects first, so a detection does not vanish into an ignore region while a
-        # real object beside it goes unmatched.
-        pairs = _match(dets, real, iou_threshold)
-        used = {i for i, _ in pairs}
-        rest = [k for k in range(len(dets)) if k not in used]
-        on_ignored = {rest[i] for i, _ in _match([dets[k] for k in rest], ignored,
-                                                   iou_threshold)}
-        counts["tp"] += len(pairs)
-        counts["fp"] += len(rest) - len(on_ignored)
-        counts["fn"] += len(real) - len(pairs)
-        for i, j in pairs:
-            det, truth = dets[i], real[j]
-            score.matches.append((det, truth))
-            if math.isfinite(det.distance_m) and math.isfinite(truth.distance_m) \
-                    and truth.distance_m > 0:
-                score.distance_abs_rel.append(abs(det.distance_m - truth.distance_m)
-                                              / truth.distance_m)
-    score.true_positives = sum(c["tp"] for c in score.per_class.values())
-    score.false_positives = sum(c["fp"] for c in score.per_class.values())
-    score.false_negatives = sum(c["fn"] for c in score.per_class.values())
+    real = [t for t, e in zip(truths, expected, strict=True) if e]
+    ignored = [t for t, e in zip(truths, expected, strict=True) if not e]
+    # Expected objects first, so a detection does not vanish into an ignore region while a
+    # real object beside it goes unmatched; then what is left against the ignore regions.
+    pairs = _match(real, detections, iou_threshold)
+    matched = {d for _, d in pairs}
+    rest = [k for k in range(len(detections)) if k not in matched]
+    on_ignored = {rest[d] for _, d in _match(ignored, [detections[k] for k in rest],
+                                              iou_threshold)}
+    for name in sorted({d.class_name for d in detections} | {t.class_name for t in truths}):
+        score.per_class[name] = Counter(tp=0, fp=0, fn=0)
+    for g, d in pairs:
+        det, truth = detections[d], real[g]
+        score.per_class[det.class_name]["tp"] += 1
+        score.matches.append((det, truth))
+        if math.isfinite(det.distance_m) and math.isfinite(truth.distance_m) \
+                and truth.distance_m > 0:
+            score.distance_abs_rel.append(abs(det.distance_m - truth.distance_m)
+                                          / truth.distance_m)
+    for k in rest:
+        if k not in on_ignored:
+            score.per_class[detections[k].class_name]["fp"] += 1
+    matched_truths = {g for g, _ in pairs}
+    for g, truth in enumerate(real):
+        if g not in matched_truths:
+            score.per_class[truth.class_name]["fn"] += 1
+    score.true_positives = len(pairs)
+    score.false_positives = len(rest) - len(on_ignored)
+    score.false_negatives = len(real) - len(pairs)
     return score
 
 
-def _match(a: list[LabelledBox], b: list[LabelledBox], iou_threshold: float) -> list:
-    if not a or not b:
+def _match(truths: list[LabelledBox], dets: list[LabelledBox],
+           iou_threshold: float) -> list[tuple[int, int]]:
+    """(truth index, detection index) pairs of the offline evaluation's matching."""
+    if not truths or not dets:
         return []
-    iou = box_iou(np.array([x.box_xyxy for x in a]), np.array([x.box_xyxy for x in b]))
-    return greedy_match(iou, iou_threshold)
+    names = sorted({b.class_name for b in (*truths, *dets)})
+    return match_detections(np.array([t.box_xyxy for t in truths]),
+                            [names.index(t.class_name) for t in truths],
+                            np.array([d.box_xyxy for d in dets]),
+                            [names.index(d.class_name) for d in dets],
+                            [d.score for d in dets], iou_threshold)
 
 
-def depth_abs_rel(predicted_m: np.ndarray, true_m: np.ndarray, max_depth_m: float) -> float:
-    """Mean ``|p - t| / t`` over pixels with ``0 < t < max_depth_m`` and a finite prediction.
+def depth_abs_rel(predicted_m: np.ndarray, true_m: np.ndarray, max_depth_m: float,
+                  min_depth_m: float = 1.0) -> float:
+    """AbsRel of a depth map, as the offline evaluation computes it (Eigen, KITTI clamping).
 
-    The prediction is resized (nearest neighbour) to the true map's size if they differ.
-    Returns NaN when no pixel qualifies.
+    Pixels with a true depth in [``min_depth_m``, ``max_depth_m``] and a finite prediction
+    count (:func:`depthssd_train.metrics.depth_metrics`). The prediction is resized (nearest
+    neighbour) to the true map's size if they differ. Returns NaN when no pixel qualifies.
     """
     pred = np.asarray(predicted_m, dtype=np.float32)
     true = np.asarray(true_m, dtype=np.float32)
     if pred.shape != true.shape:
         pred = cv2.resize(pred, (true.shape[1], true.shape[0]),
                           interpolation=cv2.INTER_NEAREST)
-    valid = (true > 0) & (true < max_depth_m) & np.isfinite(pred) & (pred > 0)
-    if not valid.any():
-        return math.nan
-    return float(np.mean(np.abs(pred[valid] - true[valid]) / true[valid]))
+    metrics = depth_metrics(pred, true, min_depth_m, max_depth_m)
+    return math.nan if metrics is None else metrics["abs_rel"]
 
 
 def _ratio(num: int, den: int) -> float | None:

@@ -92,3 +92,13 @@ def test_invalid_bounds():
         LiveEvaluator(iou_threshold=0.0)
     with pytest.raises(ValueError, match="max_distance_m"):
         LiveEvaluator(max_distance_m=0.0)
+
+
+def test_higher_score_takes_the_truth_as_in_the_offline_evaluation():
+    truth = [box("car", 0, 0, 100, 50, 20.0)]
+    strong = box("car", 0, 0, 100, 30, 30.0, score=0.9)   # IoU 0.6
+    weak = box("car", 0, 0, 100, 48, 20.0, score=0.5)     # IoU 0.96
+    score = match_frame([weak, strong], truth, [True], 0.5)
+    assert (score.true_positives, score.false_positives) == (1, 1)
+    assert score.matches[0][0] is strong
+    assert score.distance_abs_rel == [pytest.approx(0.5)]
