@@ -49,8 +49,7 @@ def generate_test_description():
         PythonLaunchDescriptionSource(PathJoinSubstitution([share, "launch",
                                                             "depthssd.launch.py"])),
         launch_arguments={"role_name": ROLE, "camera": CAMERA, "use_sim_time": "true"}.items())
-    return LaunchDescription([camera, perception, launch_testing.actions.ReadyToTest()]), {
-        "camera": camera}
+    return LaunchDescription([camera, perception, launch_testing.actions.ReadyToTest()])
 
 
 class TestDepthssdLaunch(unittest.TestCase):
