@@ -120,6 +120,10 @@ def test_parameters_come_from_yaml_files(name):
     tree = _parse(name)
     nodes = _calls(tree, "Node")
     assert nodes
+    # Names bound to a dict (e.g. ``sim_time = {...}``) are checked like inline dicts.
+    bound = {t.id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+             for t in n.targets if isinstance(t, ast.Name)}
+    checked = 0
     for call in nodes:
         executable = _kwarg(call, "executable").value
         params = _kwarg(call, "parameters")
@@ -127,8 +131,11 @@ def test_parameters_come_from_yaml_files(name):
             continue
         assert isinstance(params, ast.List)
         for item in params.elts:
+            if isinstance(item, ast.Name):
+                item = bound.get(item.id, item)
             if not isinstance(item, ast.Dict):
                 continue
+            checked += 1
             for key, value in zip(item.keys, item.values, strict=True):
                 key = key.value
                 # A literal here would be a second default beside the YAML file.
@@ -138,6 +145,7 @@ def test_parameters_come_from_yaml_files(name):
                 assert executable in PARAMS_FILE_OF, f"{executable} sets {key}"
                 yaml_params = _yaml_params(PARAMS_FILE_OF[executable])
                 assert key in yaml_params, f"{key} is not a parameter of {executable}"
+    assert checked >= 1
 
 
 def test_argument_defaults_agree_with_yaml():
