@@ -35,7 +35,8 @@ class ModelConfig:
         neck_ffn_ratio: Hidden width of the transformer MLP relative to ``neck_dim`` (0: no MLP;
             the separable convolutions of the PAN after the transformer act per pixel anyway,
             and a stride-8 MLP costs about a fifth of the backbone's CPU time).
-        kv_pool: Keys/values are the stride-8 tokens average-pooled by this factor (per axis).
+        kv_pool: Keys/values are the stride-8 tokens average-pooled by this factor (per axis);
+            6 gives 8 x 14 keys at 640x360 and saves ~10% of the total CPU time against 4.
         persistent_tokens: Learned key/value tokens every query can attend to (relative angle 0).
         hope_base: Rotary base of the 2D HoPE encoding (small base -> more pairs kept).
         memory: Whether the Titans linear memory is read and updated.
@@ -65,7 +66,7 @@ class ModelConfig:
     neck_heads: int = 2
     neck_layers: int = 1
     neck_ffn_ratio: float = 0.0
-    kv_pool: int = 4
+    kv_pool: int = 6
     persistent_tokens: int = 8
     hope_base: float = 100.0
     memory: bool = True
@@ -205,6 +206,7 @@ NAMED_CONFIGS: dict[str, ModelConfig] = {
         neck_dim=96,
         neck_layers=2,
         neck_ffn_ratio=2.0,
+        kv_pool=4,
         depth_dim=48,
     ),
     "hybrid_medium": ModelConfig(
@@ -213,6 +215,7 @@ NAMED_CONFIGS: dict[str, ModelConfig] = {
         neck_dim=96,
         neck_layers=2,
         neck_ffn_ratio=2.0,
+        kv_pool=4,
         depth_dim=48,
     ),
 }
