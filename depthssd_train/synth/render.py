@@ -220,7 +220,8 @@ def render(camera: CameraState, parts: BoxParts, look: Look,
     zbuf = np.empty((height, width), np.float32)
     zbuf[:] = ground_row.astype(np.float32)[:, None]
     # Each pixel stores a slot: < GROUND_SLOTS a palette index of ground/sky, else 8 + part.
-    slot = np.full((height, width), look.sky_index, np.int32)
+    # intp: np.take would otherwise convert every index array it is given.
+    slot = np.full((height, width), look.sky_index, np.intp)
     shade = np.full((height, width), look.ambient + look.sun * max(0.0, look.sun_dir[2]),
                     np.float32)
     if first_ground < height:
@@ -235,8 +236,8 @@ def render(camera: CameraState, parts: BoxParts, look: Look,
             if gbright is not None:
                 shade[first_ground:] *= gbright
         # Ground texture from the world (x, y) of each ground pixel.
-        gidx = (((gx * np.float32(4.0)).astype(np.int32) & 255) << 8) \
-            | ((gy * np.float32(4.0)).astype(np.int32) & 255)
+        gidx = (((gx * np.float32(4.0)).astype(np.intp) & 255) << 8) \
+            | ((gy * np.float32(4.0)).astype(np.intp) & 255)
         shade[first_ground:] *= np.take(look.noise_tile.reshape(-1), gidx)
 
     parts = _cull(parts, r_wo, cam, intr)
@@ -247,7 +248,7 @@ def render(camera: CameraState, parts: BoxParts, look: Look,
     owner_lut = np.concatenate([np.zeros(GROUND_SLOTS, np.int64),
                                 np.maximum(parts.owner, 0)]).astype(np.int32)
     tex_lut = np.concatenate([np.full(GROUND_SLOTS, TEX_FLAT, np.int64),
-                              parts.texture & (TEX_DETAIL - 1)]).astype(np.int32)
+                              parts.texture & (TEX_DETAIL - 1)]).astype(np.intp)
     owner = np.take(owner_lut, slot)
     texture = np.take(tex_lut << 16, slot)
     rgb = _shade(look, ray_w, cam, zbuf, slot, paint_lut, texture, shade, first_ground,
@@ -553,8 +554,8 @@ def _shade(look: Look, ray_w: list[np.ndarray], cam: np.ndarray,
     # World-anchored textures (see texture_stack): one gather for every kind, with tile
     # coordinates u = 4 (x + y) and v = 4 z of the surface point camera + depth * ray.
     tu = np.float32(4.0) * (ray_w[0] + ray_w[1])
-    iu = (surface * tu + np.float32(4.0 * (cam[0] + cam[1]))).astype(np.int32) & 255
-    iv = (surface * (np.float32(4.0) * ray_w[2]) + np.float32(4.0 * cam[2])).astype(np.int32) \
+    iu = (surface * tu + np.float32(4.0 * (cam[0] + cam[1]))).astype(np.intp) & 255
+    iv = (surface * (np.float32(4.0) * ray_w[2]) + np.float32(4.0 * cam[2])).astype(np.intp) \
         & 255
     light = shade * np.take(look.textures.reshape(-1), texture | (iv << 8) | iu)
     if look.sensor_noise is not None:

@@ -112,7 +112,7 @@ class Road:
         xs = x_lo + _TABLE_STEP_M * np.arange(n)
         yc, theta = self.center_y(xs)
         idx = ((x - np.float32(x_lo)) * np.float32(1.0 / _TABLE_STEP_M) + np.float32(0.5)) \
-            .astype(np.int32)
+            .astype(np.intp)
         np.clip(idx, 0, n - 1, out=idx)
         return (y - np.take(yc.astype(np.float32), idx)) \
             * np.take(np.cos(theta).astype(np.float32), idx)
@@ -156,7 +156,7 @@ class Road:
         """
         d = self.lateral(x, y)
         reach, mat_lut, dash_lut, road_lut = self._lateral_tables
-        idx = ((d + np.float32(reach)) * np.float32(1.0 / _LUT_STEP_M)).astype(np.int32)
+        idx = ((d + np.float32(reach)) * np.float32(1.0 / _LUT_STEP_M)).astype(np.intp)
         np.clip(idx, 0, len(mat_lut) - 1, out=idx)
         mat = np.take(mat_lut, idx)
         dash = np.take(dash_lut, idx)
