@@ -134,7 +134,11 @@ def colorize_depth(depth_m: np.ndarray, near_m: float = 1.0, far_m: float = 100.
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.5,
           colour: tuple[int, int, int] = (255, 255, 255)) -> None:
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    # A dark box behind the text keeps it readable on any background (an outline drawn with a
+    # thicker stroke does not line up: OpenCV 5's font gets wider as it gets bolder).
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = org
+    cv2.rectangle(img, (x - 2, y - h - 2), (x + w + 2, y + base), (20, 20, 20), -1)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
 
 
@@ -322,7 +326,8 @@ def _make_recorder(context, topics: dict[str, str], record_video: bool):
             bar = np.full((BAR_PX, 2 * w, 3), 30, np.uint8)
             colour = ADVISORY_BGR.get(self.advisory, (200, 200, 200))
             cv2.rectangle(bar, (2 * w - 150, 3), (2 * w - 4, BAR_PX - 4), colour, -1)
-            _text(bar, self.advisory.upper(), (2 * w - 140, BAR_PX - 9), 0.55)
+            cv2.putText(bar, self.advisory.upper(), (2 * w - 140, BAR_PX - 9),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
             nearest = f"{self.nearest_m:.1f} m" if math.isfinite(self.nearest_m) else "clear"
             ttc = f"{self.ttc_s:.1f} s" if math.isfinite(self.ttc_s) else "-"
             _text(bar, f"sim t {stamp * 1e-9:6.2f} s | {len(part['detections'])} objects | "
