@@ -16,7 +16,8 @@ and ``make demo``). Topics, with ``R`` = ``role_name``, ``C`` = ``camera``, ``D`
   ``results[0].pose.pose.position`` = the 3D point the perception node reports (box centre ray
   at the object's median true depth, so ``z`` is its true distance) and ``id`` = instance id;
 - ``/clock`` (``rosgraph_msgs/Clock``) with ``publish_clock``: messages are stamped with the
-  world's simulated time, which advances 0.05 s per frame (CARLA synchronous mode at 20 Hz).
+  world's simulated time, which advances 0.05 s per frame (CARLA synchronous mode at 20 Hz)
+  and jumps 2 s when a new synthetic sequence (new road and traffic) begins.
 
 Frame ids are ``R/C`` and ``R/D``, as the bridge names sensor frames. ``rate_hz`` caps the
 wall-clock publishing rate; when rendering is slower, simulated time simply runs slower than
@@ -150,24 +151,34 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
 }
 
 
+#: Simulated time skipped between two synthetic sequences. A new sequence is a new road and new
+#: traffic; the gap makes that cut visible as time, as a simulator reload would be, so the
+#: perception node resets its memory and tracks (it does on gaps over memory_reset_gap_s).
+SCENE_CUT_GAP_S = 2.0
+_DT_NS = round(FRAME_DT_S * 1e9)
+
+
 def frame_stream(settings: SyntheticCameraSettings) -> Iterator[tuple[int, SynthFrame]]:
-    """Endless (global index, frame) stream: sequence 0, then 1, ... of ``sequence_frames``."""
+    """Endless (stamp in ns, frame) stream: sequence 0, then 1, ... of ``sequence_frames``.
+
+    Stamps are simulated time: 0.05 s per frame from 0.05 s (never zero, which ROS tools read
+    as "no time"), plus :data:`SCENE_CUT_GAP_S` at every change of sequence.
+    """
     world = SyntheticWorld(settings.seed, settings.width, settings.height, settings.fov_deg,
                            settings.camera_height_m, math.radians(settings.camera_pitch_deg))
-    index = 0
     seq_id = 0
+    stamp_ns = 0
     while True:
         for frame in world.sequence(seq_id, settings.sequence_frames):
-            yield index, frame
-            index += 1
+            stamp_ns += _DT_NS
+            yield stamp_ns, frame
         seq_id += 1
+        stamp_ns += round(SCENE_CUT_GAP_S * 1e9)
 
 
-def sim_stamp(index: int) -> TimeMsg:
-    """Simulated time of global frame ``index``: ``(index + 1) * 0.05`` s (never zero, which
-    ROS tools read as "no time")."""
-    ns = (index + 1) * round(FRAME_DT_S * 1e9)
-    return TimeMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+def stamp_msg(stamp_ns: int) -> TimeMsg:
+    """``builtin_interfaces/Time`` of a stamp in nanoseconds."""
+    return TimeMsg(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
 
 
 def bgra_image_msg(header: Header, rgb: np.ndarray) -> Image:
@@ -263,13 +274,13 @@ class SyntheticCameraNode(Node):
             self._timer.cancel()
             self.get_logger().info(f"published {self.frames_published} frames (max_frames)")
             return
-        index, frame = next(self._stream)
-        self.publish_frame(index, frame)
+        stamp_ns, frame = next(self._stream)
+        self.publish_frame(stamp_ns, frame)
 
-    def publish_frame(self, index: int, frame: SynthFrame) -> None:
+    def publish_frame(self, stamp_ns: int, frame: SynthFrame) -> None:
         """Publish one frame on every topic with one header stamp."""
         s = self.settings
-        stamp = sim_stamp(index) if s.publish_clock else self.get_clock().now().to_msg()
+        stamp = stamp_msg(stamp_ns) if s.publish_clock else self.get_clock().now().to_msg()
         if self._pub_clock is not None:
             # The clock first, so subscribers' sim time has reached the frame's stamp.
             self._pub_clock.publish(Clock(clock=stamp))

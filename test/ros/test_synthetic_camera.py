@@ -21,7 +21,12 @@ import pytest
 import yaml
 
 from depthssd_core.classes import CLASSES
-from depthssd_ros.synthetic_camera_node import SyntheticCameraSettings, main
+from depthssd_ros.synthetic_camera_node import (
+    SCENE_CUT_GAP_S,
+    SyntheticCameraSettings,
+    frame_stream,
+    main,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "/carla/ego_vehicle"
@@ -46,6 +51,13 @@ def test_settings_from_yaml_with_overrides(tmp_path):
         SyntheticCameraSettings.from_yaml(bad)
     with pytest.raises(ValueError, match="height"):
         SyntheticCameraSettings.from_yaml(path, height=0)
+
+
+def test_stream_stamps_step_by_frame_and_jump_at_scene_cuts():
+    settings = SyntheticCameraSettings(width=64, height=36, sequence_frames=2)
+    stamps = [stamp for stamp, _ in itertools.islice(frame_stream(settings), 5)]
+    dt, cut = 50_000_000, round(SCENE_CUT_GAP_S * 1e9)
+    assert stamps == [dt, 2 * dt, 3 * dt + cut, 4 * dt + cut, 5 * dt + 2 * cut]
 
 
 @pytest.mark.parametrize("override, name", [
