@@ -7,6 +7,7 @@ sequence is a pure function of its seed and arguments.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import cv2
@@ -29,6 +30,9 @@ from .road import FIRST_FREE_PAINT, SKY, Road
 
 FRAME_DT_S = 0.05
 """Simulated time between frames (CARLA synchronous mode at 20 Hz)."""
+
+Stream = Callable[[int], np.random.Generator]
+"""Maps an actor group number to its own, reproducible random generator."""
 
 BEHIND_M = 30.0
 AHEAD_M = 220.0
@@ -151,7 +155,7 @@ def make_look(rng: np.random.Generator, params: SequenceParams, actors: ActorTab
                 noise.astype(np.float32))
 
 
-def populate(stream, params: SequenceParams,
+def populate(stream: Stream, params: SequenceParams,
              num_frames: int) -> tuple[SequenceParams, ActorTable]:
     """Place scenery, traffic lights, signs, vehicles and pedestrians along the ego's route.
 
@@ -190,7 +194,7 @@ def _sides(road: Road) -> list[tuple[float, float]]:
     return [(road.right_edge_m, -1.0), (road.left_edge_m, 1.0)]
 
 
-def _scenery(stream, road: Road, actors: ActorTable, x_lo: float, x_hi: float) -> None:
+def _scenery(stream: Stream, road: Road, actors: ActorTable, x_lo: float, x_hi: float) -> None:
     for side, (curb, out) in enumerate(_sides(road)):
         walk_end = curb + out * (0.25 + road.sidewalk_m)
         # Buildings: blocks with gaps, set back from the sidewalk; some stretches are open.
@@ -221,7 +225,7 @@ def _scenery(stream, road: Road, actors: ActorTable, x_lo: float, x_hi: float) -
             x += float(rng.uniform(7.0, 30.0))
 
 
-def _signals(stream, road: Road, actors: ActorTable, x_lo: float, x_hi: float) -> None:
+def _signals(stream: Stream, road: Road, actors: ActorTable, x_lo: float, x_hi: float) -> None:
     # Traffic lights before each crossing, facing the traffic that approaches it.
     for i, xc in enumerate(road.crossings_x_m):
         rng = stream(1000 + i)
@@ -254,7 +258,8 @@ def _signals(stream, road: Road, actors: ActorTable, x_lo: float, x_hi: float) -
             x += float(rng.uniform(20.0, 80.0))
 
 
-def _vehicle(rng: np.random.Generator, outer: bool, kinds=None, probs=None) -> tuple:
+def _vehicle(rng: np.random.Generator, outer: bool, kinds: list[str] | None = None,
+             probs: list[float] | None = None) -> tuple:
     """A random vehicle kind, its parts and its length."""
     if kinds is None:
         kinds = ["car", "truck", "bus", "motorcycle"] + (["bicycle"] if outer else [])
@@ -266,7 +271,7 @@ def _vehicle(rng: np.random.Generator, outer: bool, kinds=None, probs=None) -> t
     return kind, parts, length
 
 
-def _traffic(stream, params: SequenceParams, actors: ActorTable, duration: float) -> None:
+def _traffic(stream: Stream, params: SequenceParams, actors: ActorTable, duration: float) -> None:
     road = params.road
     v_e = params.ego_speed_mps
     lanes = [(lane, 1.0) for lane in range(road.lanes_right)]
@@ -313,7 +318,7 @@ def _traffic(stream, params: SequenceParams, actors: ActorTable, duration: float
                 x += length + float(rng.uniform(1.0, 8.0))
 
 
-def _pedestrians(stream, params: SequenceParams, actors: ActorTable, duration: float,
+def _pedestrians(stream: Stream, params: SequenceParams, actors: ActorTable, duration: float,
                  x_lo: float, x_hi: float) -> None:
     road = params.road
     density = params.pedestrian_density

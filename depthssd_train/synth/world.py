@@ -3,6 +3,18 @@
 ``SyntheticWorld(seed, ...).sequence(seq_id, num_frames)`` drives an ego camera along a
 procedural road at 20 Hz and yields :class:`SynthFrame` records. ``render_scene`` renders a
 hand-built scene (boxes placed explicitly, fixed camera) for closed-form checks.
+
+Conventions:
+- World frame: x forward along the start of the road, y left, z up, ground at z = 0 (flat).
+  ``SynthFrame.pose`` is the camera's (x, y, z, roll, pitch, yaw) in it; roll is always 0 and
+  pitch is positive when the camera looks down (the sign ``flat_ground_depth`` uses).
+- Pixel (u, v) samples the ray through image point (u, v) (integer = pixel centre, as OpenCV
+  and ``backproject``); boxes are ``x2/y2``-exclusive pixel bounds of the visible mask.
+- Instance ids are stable over a sequence and independent of its length:
+  ``group * 10000 + k`` (actor group, k-th labelled actor in it), so they can exceed 65535;
+  store instance maps as 32-bit.
+- Everything is a pure function of (seed, arguments, seq_id); the first k frames of a longer
+  sequence equal those of a shorter one.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from .render import (
     TEX_PLAIN,
     BoxParts,
     CameraState,
+    GroundPainter,
     LabelledBox,
     Look,
     box_corners_optical,
@@ -172,8 +185,20 @@ class SyntheticWorld:
 
 
 def assemble_frame(camera: CameraState, parts: BoxParts, labelled: list[LabelledBox],
-                   look: Look, ground, sequence: str, index: int, t_s: float) -> SynthFrame:
-    """Render a camera view and derive every labelled object's ground truth from the pixels."""
+                   look: Look, ground: GroundPainter | None, sequence: str, index: int,
+                   t_s: float) -> SynthFrame:
+    """Render a camera view and derive every labelled object's ground truth from the pixels.
+
+    Args:
+        camera: the camera pose and intrinsics.
+        parts: every box part to draw.
+        labelled: the full 3D boxes of the labelled owners among the parts.
+        look: palette, light and fog.
+        ground: painter of the ground plane (None: bare ground).
+        sequence: name stored in the frame.
+        index: frame index stored in the frame (also varies the sensor noise).
+        t_s: timestamp stored in the frame.
+    """
     out = render(camera, parts, look, ground, index)
     intr = camera.intrinsics
     owner = out.owner
