@@ -27,9 +27,9 @@ from .render import (
 )
 from .road import Road
 
-Part = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float],
-             int]
-"""(centre offset xyz, size lwh, rgb colour, texture kind) of one box in an actor's frame."""
+Part = tuple
+"""(centre offset xyz, size lwh, rgb colour, texture kind[, swing]) of one box in an actor's
+frame; ``swing`` (metres) moves the box back and forth along x while the actor walks."""
 
 _GLASS = (40.0, 48.0, 58.0)
 _TYRE = (22.0, 22.0, 24.0)
@@ -126,15 +126,19 @@ def bicycle_parts(rng: np.random.Generator, rider: bool = True) -> list[Part]:
 
 
 def pedestrian_parts(rng: np.random.Generator) -> list[Part]:
-    """A pedestrian: legs, torso with arms, head (about 0.5 x 0.5 x 1.75 m; some children)."""
+    """A pedestrian: two swinging legs, torso with arms, head (about 0.5 x 0.5 x 1.75 m).
+
+    About one in eight is a child (1.1 to 1.4 m tall).
+    """
     height = rng.uniform(1.1, 1.4) if rng.random() < 0.12 else rng.uniform(1.55, 1.95)
     width = height * rng.uniform(0.26, 0.32)
     legs = height * 0.47
     head = height * 0.13
     torso = height - legs - head
-    stride = rng.uniform(0.25, 0.5)
-    return [((0.0, 0.0, legs / 2), (stride, width * 0.7, legs), _random_rgb(rng, 15, 150),
-             TEX_PLAIN),
+    swing = rng.uniform(0.12, 0.22)  # half the step length
+    trousers = _random_rgb(rng, 15, 150)
+    return [((0.0, side * width * 0.17, legs / 2), (0.16, width * 0.3, legs), trousers,
+             TEX_PLAIN, side * swing) for side in (1.0, -1.0)] + [
             ((0.0, 0.0, legs + torso / 2), (0.3, width, torso), _random_rgb(rng), TEX_PLAIN),
             ((0.02, 0.0, height - head / 2), (0.2, 0.18, head),
              _SKIN[int(rng.integers(len(_SKIN)))], TEX_PLAIN)]
@@ -188,6 +192,7 @@ class ActorTable:
     category: list[int] = field(default_factory=list)
     part_actor: list[int] = field(default_factory=list)
     part_offset: list[tuple] = field(default_factory=list)
+    part_swing: list[float] = field(default_factory=list)
     part_size: list[tuple] = field(default_factory=list)
     part_paint: list[int] = field(default_factory=list)
     part_texture: list[int] = field(default_factory=list)
@@ -218,9 +223,10 @@ class ActorTable:
                             ("dmin", dmin), ("dmax", dmax), ("yaw_off", yaw_off),
                             ("owner", oid), ("category", cat)):
             getattr(self, name).append(value)
-        for offset, size, rgb, tex in parts:
+        for offset, size, rgb, tex, *swing in parts:
             self.part_actor.append(index)
             self.part_offset.append(offset)
+            self.part_swing.append(float(swing[0]) if swing else 0.0)
             self.part_size.append(size)
             self.part_paint.append(len(self.palette))
             self.palette.append(tuple(float(c) for c in rgb))
@@ -237,6 +243,12 @@ class ActorTable:
             f["category"] = np.asarray(self.category, dtype=np.int64)
             f["part_actor"] = np.asarray(self.part_actor, dtype=np.int64).reshape(-1)
             f["part_offset"] = np.asarray(self.part_offset, dtype=np.float64).reshape(-1, 3)
+            f["part_swing"] = np.asarray(self.part_swing, dtype=np.float64)
+            f["swings"] = bool(np.any(f["part_swing"]))
+            # Walking cadence: one stride (two steps, about 1.4 m) per cycle; the phase is
+            # spread over actors with the golden angle so neighbours do not march in step.
+            f["gait_rad_per_m"] = 2 * np.pi / 1.4
+            f["gait_phase"] = np.arange(len(self.x0)) * 2.39996
             f["part_size"] = np.asarray(self.part_size, dtype=np.float64).reshape(-1, 3)
             f["part_paint"] = np.asarray(self.part_paint, dtype=np.int64)
             f["part_texture"] = np.asarray(self.part_texture, dtype=np.int64)
@@ -245,8 +257,11 @@ class ActorTable:
             lo = np.full((n, 3), np.inf)
             hi = np.full((n, 3), -np.inf)
             if len(f["part_actor"]):
-                np.minimum.at(lo, f["part_actor"], f["part_offset"] - f["part_size"] / 2)
-                np.maximum.at(hi, f["part_actor"], f["part_offset"] + f["part_size"] / 2)
+                # The labelled box holds the parts at any point of their swing.
+                reach = f["part_size"] / 2
+                reach[:, 0] += np.abs(f["part_swing"])
+                np.minimum.at(lo, f["part_actor"], f["part_offset"] - reach)
+                np.maximum.at(hi, f["part_actor"], f["part_offset"] + reach)
             f["box_offset"] = (lo + hi) / 2
             f["box_size"] = hi - lo
         return self._frozen
@@ -279,7 +294,19 @@ class ActorTable:
         pk = index[f["part_actor"]]
         psel = pk >= 0
         pk = pk[psel]
-        centres = pos[pk] + np.matmul(rot[pk], f["part_offset"][psel][:, :, None])[:, :, 0]
+        offsets = f["part_offset"][psel]
+        if f["swings"]:
+            # Walkers swing their legs while they move: along a sidewalk, or across the road
+            # between leaving one curb and reaching the other.
+            travelled = np.abs(f["vx"]) * t_s + np.abs(f["vd"]) * np.maximum(t_s - f["t0"], 0.0)
+            moving = (f["vx"] != 0) | ((f["vd"] != 0) & (t_s > f["t0"]) & (d > f["dmin"])
+                                       & (d < f["dmax"]))
+            angle = np.where(moving, travelled * f["gait_rad_per_m"], 0.0) + f["gait_phase"]
+            stride = np.where(moving, np.sin(angle), 0.0)
+            actor = f["part_actor"][psel]
+            offsets = offsets.copy()
+            offsets[:, 0] += f["part_swing"][psel] * stride[actor]
+        centres = pos[pk] + np.matmul(rot[pk], offsets[:, :, None])[:, :, 0]
         parts = BoxParts(centres, f["part_size"][psel] / 2, yaw[pk],
                          f["part_paint"][psel] + paint_offset, f["part_texture"][psel],
                          f["owner"][f["part_actor"][psel]])
