@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,7 @@ class PerceptionResult:
         latency_ms: preprocess, inference, decode, distance, tracking, total.
         memory_reset: why the memory and tracks were reset before this frame, or None.
         backend: name of the backend that ran the network.
+        stamp_s: the frame's stamp.
     """
 
     detections: list[Detection]
@@ -142,7 +143,6 @@ class PerceptionResult:
     memory_reset: str | None
     backend: str
     stamp_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
