@@ -122,3 +122,39 @@ def test_demo_runs_end_to_end(model_path, tmp_path):
 
     sheet = cv2.imread(str(out / "contact_sheet.png"))
     assert sheet is not None and sheet.shape[1] == WIDTH * 2 and sheet.shape[0] > HEIGHT // 2
+
+
+def test_video_falls_back_to_gif_without_an_mp4_encoder(tmp_path, monkeypatch):
+    """An OpenCV build without an MP4 encoder cannot be had here: a VideoWriter that does not
+    open stands in for it."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from depthssd_ros import demo_recorder
+
+    class ClosedWriter:
+        def __init__(self, *args):
+            pass
+
+        def isOpened(self):  # noqa: N802 (OpenCV's name)
+            return False
+
+    monkeypatch.setattr(demo_recorder.cv2, "VideoWriter", ClosedWriter)
+    frames = [np.full((40, 60, 3), 20 * i, np.uint8) for i in range(5)]
+    path = demo_recorder.write_video(frames, tmp_path / "demo", fps=5.0)
+    assert path == tmp_path / "demo.gif" and not (tmp_path / "demo.mp4").exists()
+    with PILImage.open(path) as gif:
+        assert gif.n_frames == 5 and gif.size == (30, 20)
+    assert demo_recorder.write_video([], tmp_path / "none", fps=5.0) is None
+
+
+def test_depth_colours_near_warm_far_cold_invalid_black():
+    import numpy as np
+
+    from depthssd_ros.demo_recorder import colorize_depth
+
+    depth = np.array([[2.0, 90.0, np.nan]], np.float32)
+    bgr = colorize_depth(depth).astype(int)
+    assert bgr[0, 0, 2] > bgr[0, 0, 0]  # near: more red than blue
+    assert bgr[0, 1, 0] > bgr[0, 1, 2]  # far: more blue than red
+    assert (bgr[0, 2] == 0).all()
