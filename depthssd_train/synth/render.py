@@ -374,10 +374,20 @@ def _draw_boxes(camera: CameraState, r_wo: np.ndarray, cam: np.ndarray, parts: B
         ya, yb, xa, xb = int(y0[p]), int(y1[p]), int(x0[p]), int(x1[p])
         zr = zbuf[ya:yb, xa:xb]
         oid = int(owners[p])
-        if zr.max() <= zmin[p]:  # entirely behind what is drawn already
-            if oid > 0:
+        if oid > 0:
+            if zr.max() <= zmin[p]:  # entirely behind what is drawn already
                 hidden.setdefault(oid, []).append(p)
-            continue
+                continue
+        else:
+            # Background needs no footprint: shrink its rectangle to the rows and columns
+            # where something further than its nearest corner is drawn so far.
+            further = zr > zmin[p]
+            cols = np.flatnonzero(further.any(axis=0))
+            if len(cols) == 0:
+                continue
+            rows = np.flatnonzero(further[:, cols[0]:cols[-1] + 1].any(axis=1))
+            ya, yb, xa, xb = ya + rows[0], ya + rows[-1] + 1, xa + cols[0], xa + cols[-1] + 1
+            zr = zbuf[ya:yb, xa:xb]
         entry, hit, face = _slab(axes_o[p], q[p], parts.half_m[p], xn[xa:xb], yn[ya:yb],
                                  lit[p])
         closer = np.less(entry, zr)
