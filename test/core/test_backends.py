@@ -70,7 +70,9 @@ def test_torch_and_onnxruntime_backends_agree(model, files):
     ort_backend = OnnxRuntimeBackend(onnx_path, intra_op_threads=1)
     b = ort_backend.infer(image, mem_m, mem_s)
     assert "CPUExecutionProvider" in ort_backend.providers
-    assert ort_backend.session.get_session_options().intra_op_num_threads == 1
+    options = ort_backend.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert list(a) == list(b) == list(OUTPUT_NAMES)
     for name in OUTPUT_NAMES:
         assert a[name].dtype == b[name].dtype == np.float32
