@@ -118,11 +118,15 @@ class DemoRecorder(Node):
         group = MutuallyExclusiveCallbackGroup()
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
-        def sub(msg_type, topic, callback):
+        def sub(msg_type, topic, callback, callback_group=group):
             self.create_subscription(msg_type, topic, callback, reliable,
-                                     callback_group=group)
+                                     callback_group=callback_group)
 
-        sub(CameraInfo, topics["camera_info"], self._on_camera_info)
+        # Arrival times are taken in their own callback group, so a frame being composed in
+        # the main group does not add its time to the measured latency.
+        timing = MutuallyExclusiveCallbackGroup()
+        sub(CameraInfo, topics["camera_info"], self._on_camera_info, timing)
+        sub(Detection2DArray, topics["detections"], self._on_detections_arrival, timing)
         sub(Detection2DArray, topics["truth"], self._on_truth)
         sub(Image, topics["true_depth"], self._on_true_depth)
         sub(Detection2DArray, topics["detections"], self._on_detections)
@@ -158,14 +162,16 @@ class DemoRecorder(Node):
     def _on_true_depth(self, msg) -> None:
         self.evaluator.add_true_depth(stamp_ns(msg.header), image_to_depth(msg))
 
-    def _on_detections(self, msg) -> None:
+    def _on_detections_arrival(self, msg) -> None:
         now = time.monotonic()
-        stamp = stamp_ns(msg.header)
         with self.lock:
-            sent = self.publish_time.get(stamp)
+            sent = self.publish_time.get(stamp_ns(msg.header))
             if sent is not None:
                 self.latency_ms.append(1000.0 * (now - sent))
             self.output_times.append(now)
+
+    def _on_detections(self, msg) -> None:
+        stamp = stamp_ns(msg.header)
         boxes = labelled_boxes(msg)
         self.objects_last = len(boxes)
         self.evaluator.add_detections(stamp, boxes)
