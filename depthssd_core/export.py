@@ -128,6 +128,8 @@ def build_sidecar(
     from depthssd_core import __version__
 
     cfg = model.cfg
+    with torch.no_grad():
+        initial_m, initial_s = (t.detach().float().cpu().numpy() for t in model.initial_state(1))
     return {
         "format": SIDECAR_FORMAT,
         "classes": list(CLASSES),
@@ -155,7 +157,9 @@ def build_sidecar(
             "enabled": cfg.memory,
             "shape": [1, *cfg.memory_shape],
             "dtype": "float32",
-            "initial_state": "mem_m = M_0 (model weights), mem_s = 0",
+            # M_0 is a learned weight: an ONNX-only backend needs its values to start a sequence.
+            "initial_mem_m": initial_m.tolist(),
+            "initial_mem_s": initial_s.tolist(),
         },
         "anchors": {
             "num_anchors": int(anchors_for(cfg, height, width).shape[0]),

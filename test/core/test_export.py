@@ -185,6 +185,12 @@ def test_sidecar(exported):
         assert side["input"]["mean"] == list(cfg.mean) and side["input"]["std"] == list(cfg.std)
         assert side["canonical_focal_px"] == cfg.canonical_focal_px
         assert side["memory"]["shape"] == [1, *cfg.memory_shape]
+        m0, s0 = exported["model"].initial_state(1)
+        np.testing.assert_array_equal(
+            np.asarray(side["memory"]["initial_mem_m"], np.float32), m0.detach().numpy()
+        )
+        assert not np.asarray(side["memory"]["initial_mem_s"]).any()
+        assert np.asarray(side["memory"]["initial_mem_s"]).shape == tuple(s0.shape)
         assert side["anchors"]["num_anchors"] == anchors_for(cfg, HEIGHT, WIDTH).shape[0]
         assert side["anchors"]["box_coder_weights"] == [10.0, 10.0, 5.0, 5.0]
         assert set(side["versions"]) >= {"depthssd", "torch", "onnx"}
