@@ -241,8 +241,7 @@ def measure_ort_latency(
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(seed)
     feed = {
-        i.name: rng.standard_normal(i.shape).astype(np.float32) * 0.1
-        for i in session.get_inputs()
+        i.name: rng.standard_normal(i.shape).astype(np.float32) * 0.1 for i in session.get_inputs()
     }
     for _ in range(warmup):
         session.run(None, feed)

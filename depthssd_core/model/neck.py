@@ -204,7 +204,6 @@ class Neck(nn.Module):
             levels.append(down(levels[-1]))
         return levels, mem_m, mem_s
 
-
     def _pool(self, grid: torch.Tensor) -> torch.Tensor:
         """Average-pool a [B, dim, rows, cols] grid into key tokens [B, M, dim] (ceil mode)."""
         pooled = F.avg_pool2d(
