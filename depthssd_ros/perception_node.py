@@ -157,11 +157,18 @@ class PerceptionNode(Node):
         if "device" in inspect.signature(Perceptor.from_model).parameters:
             kwargs["device"] = self._values["device"]
         try:
-            return Perceptor.from_model(path, backend=self._values["backend"],
-                                        settings=self._settings_from(self._values),
-                                        num_threads=self._values["num_threads"], **kwargs)
+            perceptor = Perceptor.from_model(path, backend=self._values["backend"],
+                                             settings=self._settings_from(self._values),
+                                             num_threads=self._values["num_threads"], **kwargs)
         except Exception as exc:  # any failure of a model file ends the same way: one line
             raise ModelLoadError(f"cannot load model {path}: {exc}") from exc
+        device = str(getattr(perceptor.backend, "device", "cpu")).lower()
+        if self._values["device"] == "cpu" and "cpu" not in device:
+            # The runtime picks the device with the backend; refuse rather than run elsewhere.
+            raise ModelLoadError(f"device cpu was requested but backend "
+                                 f"{perceptor.backend.name} runs on {device}; choose backend "
+                                 "onnxruntime (CPU build) or device auto")
+        return perceptor
 
     @staticmethod
     def _settings_from(values: dict[str, Any]) -> Any:
@@ -276,8 +283,8 @@ class PerceptionNode(Node):
             try:
                 self._process(item, settings, values, reset_requested)
             except Exception as exc:  # keep serving frames; report the failure
-                if self._stopping:
-                    return
+                if self._stopping or not self.context.ok():
+                    return  # shutting down: publishers are gone, nothing to report
                 with self._stats.lock:
                     self._stats.errors += 1
                     self._stats.last_error = f"{type(exc).__name__}: {exc}"

@@ -12,6 +12,7 @@ backwards), hundreds of malformed frames counted and survived, and the latest-fr
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 
@@ -94,13 +95,14 @@ class Rig:
         for inbox in (self.dets, self.dets3d, self.depth, self.depth_info, self.diag):
             client.wait_for_publishers(inbox)
         self.next_stamp = 100.0
+        self.intrinsics = INTRINSICS  # what send() publishes as camera_info
 
     def clear(self) -> None:
         for inbox in (self.dets, self.dets3d, self.depth, self.depth_info):
             inbox.clear()
 
     def send(self, msg: Image, info: CameraInfo | None = None) -> None:
-        self.info_pub.publish(info or _camera_info(_stamp(msg.header)))
+        self.info_pub.publish(info or _camera_info(_stamp(msg.header), self.intrinsics))
         self.image_pub.publish(msg)
 
     def stamps(self) -> float:
@@ -144,6 +146,29 @@ class Rig:
         return self.latest_diag(lambda v: int(v["frames_received"]) == int(
             v["frames_processed"]) + int(v["frames_dropped"]) + int(v["frames_rejected"]),
             timeout_s)
+
+    def settle_after_burst(self, timeout_s: float = 30.0) -> dict[str, str]:
+        """Like :meth:`settle`, but also wait for a burst's last messages still in flight.
+
+        Two consecutive settled reports with the same received count: nothing more arrived
+        within one diagnostics period.
+        """
+        seen = len(self.diag)
+
+        def settled(v: dict[str, str]) -> bool:
+            return int(v["frames_received"]) == int(v["frames_processed"]) + int(
+                v["frames_dropped"]) + int(v["frames_rejected"])
+
+        def stable_pair(msgs: list) -> dict[str, str] | None:
+            new = [_diag_values(m) for m in msgs[seen:]]
+            for a, b in itertools.pairwise(new):
+                if settled(a) and settled(b) and a["frames_received"] == b["frames_received"]:
+                    return b
+            return None
+
+        ok = self.diag.wait_for(lambda msgs: stable_pair(msgs) is not None, timeout_s)
+        assert ok, f"the node did not settle; last: {self.last_diag()}"
+        return stable_pair(self.diag.messages)
 
     def last_diag(self) -> dict[str, str]:
         return _diag_values(self.diag.messages[-1]) if self.diag.messages else {}
@@ -259,6 +284,32 @@ def test_reset_service_and_stamp_going_backwards_reset_the_memory(rig):
     rig.run_frames(1)
     values = rig.latest_diag(lambda v: int(v["memory_resets"]) == before + 3)
     assert "gap" in values["last_memory_reset"] or "jump" in values["last_memory_reset"]
+    # New intrinsics (another camera, or a zoom) reset too. camera_info and image travel on
+    # two topics, so the change may take effect one frame late: send two.
+    rig.intrinsics = CameraIntrinsics.from_fov(WIDTH, HEIGHT, 70.0)
+    try:
+        rig.run_frames(2)
+        values = rig.latest_diag(lambda v: int(v["memory_resets"]) == before + 4)
+        assert "intrinsics" in values["last_memory_reset"]
+    finally:
+        rig.intrinsics = INTRINSICS
+        rig.run_frames(2)
+
+
+def test_depth_output_scale_resizes_depth_and_its_camera_info(rig):
+    [ok] = rig.client.set_parameters(NODE, {"depth_output_scale": 0.5})
+    assert ok.successful, ok.reason
+    try:
+        rig.clear()
+        sent = rig.run_frames(2)
+        assert rig.depth_info.wait_count(2, 20.0)
+    finally:
+        [ok] = rig.client.set_parameters(NODE, {"depth_output_scale": 1.0})
+        assert ok.successful
+    depth, info = rig.depth.messages[-1], rig.depth_info.messages[-1]
+    assert _stamp(depth.header) == _stamp(info.header) == sent[-1]
+    assert (depth.encoding, depth.width, depth.height) == ("32FC1", WIDTH // 2, HEIGHT // 2)
+    assert conv.camera_info_to_intrinsics(info) == INTRINSICS.resized(WIDTH // 2, HEIGHT // 2)
 
 
 def _malformed(stamp_s: float, kind: str) -> Image:
@@ -282,7 +333,8 @@ def test_malformed_frames_are_counted_and_survived(rig):
     bad_info = 0
     nan_info = _camera_info(0.0)
     nan_info.k = [math.nan, *list(nan_info.k[1:])]
-    for i in range(300):
+    sent = 250
+    for i in range(sent):
         stamp = rig.stamps()
         if i % 5 == 4:
             # The image does not match its camera_info (32x18 vs 192x108) ...
@@ -296,28 +348,28 @@ def test_malformed_frames_are_counted_and_survived(rig):
         else:
             rig.send(_malformed(stamp, kinds[i % 4]))
             bad_image += 1
-        time.sleep(0.01)
+        time.sleep(0.02)
 
-    def counted(v):
-        return int(v["frames_received"]) - int(start["frames_received"]) == 300 and int(
-            v["frames_received"]) == int(v["frames_processed"]) + int(v["frames_dropped"]) + int(
-            v["frames_rejected"])
-
-    values = rig.latest_diag(counted, 20.0)
+    values = rig.settle_after_burst()
+    received = int(values["frames_received"]) - int(start["frames_received"])
     bad_image_counted = int(values["rejected_bad_image"]) - int(start["rejected_bad_image"])
     bad_info_counted = int(values["rejected_camera_info"]) - int(start["rejected_camera_info"])
     processed = int(values["frames_processed"]) - int(start["frames_processed"])
-    assert bad_image_counted == bad_image
+    # Sensor-data QoS is best effort: on a loaded machine DDS may lose a few of a 50 Hz burst.
+    # Every frame that did arrive is accounted for.
+    lost = sent - received
+    assert 0 <= lost <= sent // 10, f"{lost} of {sent} frames never reached the node"
+    assert bad_image_counted + bad_info_counted + processed == received
+    assert bad_image - lost <= bad_image_counted <= bad_image
     # The image and its camera_info travel on two topics: a valid image may overtake its NaN
     # camera_info and be processed with the previous (valid) one. Size mismatches never pass.
-    assert bad_info - 6 <= bad_info_counted <= bad_info
-    assert bad_info_counted + processed == bad_info
+    assert bad_info - 5 - lost <= bad_info_counted <= bad_info
     assert values["frames_dropped"] == start["frames_dropped"]
     assert values["last_rejection"]
     assert rig.proc.is_running()
     out = rig.proc.output()
     assert "skipping frame: " in out
-    # Throttled: a handful of warnings for 300 bad frames, not one each.
+    # Throttled: a handful of warnings for 250 bad frames, not one each.
     assert out.count("skipping frame") < 30
     # Still serving: a good frame with a good camera_info gets its detections.
     rig.clear()
@@ -341,28 +393,21 @@ def test_latest_frame_policy_bounds_latency_at_60hz_with_slow_inference(rig):
             sent_at[stamp] = time.monotonic()
             rig.send(_image(stamp, seed=i))
             time.sleep(max(0.0, t0 + (i + 1) * period - time.monotonic()))
-        # The last frame (always the newest in the slot) is processed.
-        last = max(sent_at)
-        assert rig.dets.wait_for(lambda m: any(_stamp(x.header) == last for x in m), 30.0)
-
-        def settled(v):
-            return int(v["frames_received"]) - int(start["frames_received"]) >= frames and \
-                int(v["frames_processed"]) + int(v["frames_dropped"]) + int(
-                    v["frames_rejected"]) == int(v["frames_received"])
-
-        values = rig.latest_diag(settled, 20.0)
+        values = rig.settle_after_burst()
     finally:
         [ok] = rig.client.set_parameters(NODE, {"debug_inference_delay_ms": 0.0})
         assert ok.successful
     received = int(values["frames_received"]) - int(start["frames_received"])
     processed = int(values["frames_processed"]) - int(start["frames_processed"])
     dropped = int(values["frames_dropped"]) - int(start["frames_dropped"])
-    assert received == frames
+    # Best-effort input: a loaded machine may lose a few frames in DDS; they never reached
+    # the node, so they are neither processed nor dropped by it.
+    assert frames * 0.9 <= received <= frames
     assert processed == len(rig.dets.messages)
-    assert processed + dropped == frames
+    assert processed + dropped == received
     # 1.5 s of input, >= 150 ms per frame: about 10 frames processed, the rest dropped.
     assert processed <= 1.5 / (delay_ms / 1000.0) + 3
-    assert dropped >= frames - processed - 1 > 0
+    assert dropped > received // 2
     stamps = [_stamp(m.header) for m in rig.dets.messages]
     assert stamps == sorted(stamps)
     latencies = [arrival - sent_at[_stamp(m.header)]
