@@ -2,9 +2,11 @@
 
 ``RosClient`` is a test-side rclpy node spun in a background thread: it subscribes, publishes,
 calls services and sets parameters of other nodes, and waits on conditions (matched endpoints,
-message counts) with timeouts, never with fixed sleeps. ``start_perception_node`` runs
-``python -m depthssd_ros.perception_node`` as a child process on the session's ROS domain
-(see test/ros_env.py).
+message counts) with timeouts, never with fixed sleeps. Fixtures: ``ros_client`` (one per
+module), ``perception`` (helpers: ``start`` runs ``python -m depthssd_ros.perception_node`` as a
+child process on the session's ROS domain, see test/ros_env.py; ``wait_ready``),
+``random_model`` (a random-weight checkpoint with its ONNX export cached) and
+``perception_node`` (one node process for the session).
 """
 
 from __future__ import annotations
