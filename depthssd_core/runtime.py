@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 from depthssd_core.backends.base import InferenceBackend
 from depthssd_core.classes import CLASSES
 from depthssd_core.distance import DistanceSettings, estimate_object_distance
-from depthssd_core.geometry import CameraIntrinsics
+from depthssd_core.geometry import CameraIntrinsics, backproject
 from depthssd_core.image import validate_frame
 from depthssd_core.postprocess import postprocess_detections
 from depthssd_core.tracking import Tracker, TrackerSettings
@@ -319,8 +320,9 @@ class Perceptor:
         if not isinstance(intrinsics, CameraIntrinsics):
             raise ValueError(f"intrinsics must be CameraIntrinsics, got {type(intrinsics)}")
         intrinsics.validate()
-        if not isinstance(stamp_s, (int, float)) or not math.isfinite(stamp_s):
+        if not isinstance(stamp_s, numbers.Real) or not math.isfinite(stamp_s):
             raise ValueError(f"stamp_s must be a finite number, got {stamp_s!r}")
+        stamp_s = float(stamp_s)
         image = self.preprocess(frame, encoding)
         frame_h, frame_w = frame.shape[:2]
         if (intrinsics.width, intrinsics.height) != (frame_w, frame_h):
@@ -383,10 +385,10 @@ class Perceptor:
         detections = []
         for box, cls, score, dist, state in zip(dets.boxes_xyxy, dets.class_index, dets.scores,
                                                 distances, states, strict=True):
-            ref_z = state.distance_m if math.isfinite(state.distance_m) else dist.distance_m
-            scale = ref_z / dist.distance_m if math.isfinite(dist.distance_m) and \
-                dist.distance_m > 0 else math.nan
-            point = tuple(float(p * scale) for p in dist.point_optical)
+            # The point follows the smoothed distance (the track may also coast through a
+            # frame whose measurement failed).
+            point = tuple(float(c) for c in backproject(
+                0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3]), state.distance_m, intr_in))
             detections.append(Detection(
                 box_xyxy=(float(box[0] * sx), float(box[1] * sy), float(box[2] * sx),
                           float(box[3] * sy)),
