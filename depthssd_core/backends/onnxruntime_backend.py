@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,11 @@ class OnnxRuntimeBackend(InferenceBackend):
             )
         self.session = session
         self.providers = list(session.get_providers())
+        missing = [p for p in providers if p not in self.providers]
+        if missing:
+            # onnxruntime-gpu drops a provider it cannot start without raising; say so.
+            warnings.warn(f"ONNX Runtime could not start {missing} for {self.onnx_path}; "
+                          f"running on {self.providers}", RuntimeWarning, stacklevel=2)
         self.device = self.providers[0]
         self.input_types = {i.name: i.type for i in session.get_inputs()}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -218,3 +219,20 @@ def test_sidecar_graph_mismatches_say_what_differs(files, tmp_path):
     with pytest.raises(ValueError, match="initial memory does not have the shape"):
         Perceptor.from_model(_copy_with_sidecar(onnx_path, tmp_path, wrong_memory_shape),
                              backend="onnxruntime")
+
+
+def test_onnxruntime_warns_when_a_provider_falls_back(files, monkeypatch):
+    """As onnxruntime-gpu does without a usable GPU: CUDA asked for, CPU given."""
+    import onnxruntime
+
+    _, onnx_path = files
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    backend = OnnxRuntimeBackend(onnx_path, intra_op_threads=1)
+    with warnings.catch_warnings():
+        # onnxruntime's own note about the missing provider; ours is checked below.
+        warnings.filterwarnings("ignore", category=UserWarning, module="onnxruntime")
+        with pytest.warns(RuntimeWarning, match="CUDAExecutionProvider"):
+            backend.load()
+    assert backend.providers == ["CPUExecutionProvider"]
+    assert backend.device == "CPUExecutionProvider"
