@@ -64,8 +64,11 @@ def _cache_folder(model_path: Path, cache_dir: str | Path | None) -> Path:
     return folder
 
 
-def export_cached_onnx(checkpoint: Path, model: Any, cache_dir: str | Path | None) -> Path:
-    """The ONNX export of a checkpoint, made once per checkpoint content (sha256).
+def export_cached_onnx(checkpoint: Path, model: Any, cache_dir: str | Path | None,
+                       fp16: bool = False) -> Path:
+    """The ONNX export of a checkpoint, made once per checkpoint content (sha256) and precision.
+
+    TensorRT gets the FP16 export (a strongly typed build takes its precision from the graph).
 
     The sidecar gets the model's initial memory values (``memory.initial_mem_m/_s``), which the
     graph cannot hold (M_0 is a weight used outside ``forward``).
@@ -75,11 +78,12 @@ def export_cached_onnx(checkpoint: Path, model: Any, cache_dir: str | Path | Non
     from depthssd_core.runtime import model_info_from_module
 
     digest = file_sha256(checkpoint)[:16]
-    onnx_path = _cache_folder(checkpoint, cache_dir) / f"{checkpoint.stem}.{digest}.onnx"
+    name = f"{checkpoint.stem}.{digest}{'.fp16' if fp16 else ''}.onnx"
+    onnx_path = _cache_folder(checkpoint, cache_dir) / name
     sidecar = export.sidecar_path(onnx_path)
     if not (onnx_path.is_file() and sidecar.is_file()):
         tmp = onnx_path.with_name(f".{onnx_path.stem}.{os.getpid()}.tmp.onnx")
-        export.export_onnx(model, tmp)
+        export.export_onnx(model, tmp, fp16=fp16)
         tmp_sidecar = export.sidecar_path(tmp)
         data = json.loads(tmp_sidecar.read_text())
         info = model_info_from_module(model)
@@ -194,7 +198,7 @@ def load_backend(path: Path, backend: str = "auto", num_threads: int = 2,
             from depthssd_core.backends.torch_backend import TorchBackend
 
             return TorchBackend(model, device=device, num_threads=num_threads), info
-        onnx_path = export_cached_onnx(path, model, cache_dir)
+        onnx_path = export_cached_onnx(path, model, cache_dir, fp16=name == "tensorrt")
     else:
         if name == "torch":
             raise ValueError(f"{path}: the torch backend needs a .safetensors checkpoint")

@@ -236,3 +236,15 @@ def test_onnxruntime_warns_when_a_provider_falls_back(files, monkeypatch):
             backend.load()
     assert backend.providers == ["CPUExecutionProvider"]
     assert backend.device == "CPUExecutionProvider"
+
+
+def test_tensorrt_gets_the_fp16_export(files):
+    """TensorRT builds strongly typed from the graph, so a checkpoint is exported in FP16."""
+    ckpt, fp32_onnx = files
+    backend, info = loading.load_backend(ckpt, "tensorrt")
+    assert isinstance(backend, TensorRTBackend)  # not loaded: there is no GPU here
+    assert backend.onnx_path.name.endswith(".fp16.onnx") and backend.onnx_path != fp32_onnx
+    assert export.read_sidecar(backend.onnx_path)["precision"] == "fp16"
+    np.testing.assert_array_equal(info.initial_mem_m,
+                                  loading.model_info_from_sidecar(
+                                      fp32_onnx, export.read_sidecar(fp32_onnx)).initial_mem_m)
