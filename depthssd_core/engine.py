@@ -93,7 +93,8 @@ def onnx_io(onnx_path: str | Path) -> dict[str, dict[str, Any]]:
     """Names, shapes (None for dynamic dims) and element types of an ONNX graph's IO.
 
     Returns:
-        {"inputs": {name: {"shape": [...], "dtype": "float16"|...}}, "outputs": {...}}.
+        {"inputs": {name: {"shape": [...], "dtype": "float16"|...}}, "outputs": {...},
+        "fp16_weights": whether any initializer is float16}.
     """
     import onnx
 
@@ -117,13 +118,20 @@ def onnx_io(onnx_path: str | Path) -> dict[str, dict[str, Any]]:
 
     initializers = {init.name for init in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initializers]
-    return {"inputs": describe(inputs), "outputs": describe(model.graph.output)}
+    fp16_weights = any(init.data_type == onnx.TensorProto.FLOAT16
+                       for init in model.graph.initializer)
+    return {"inputs": describe(inputs), "outputs": describe(model.graph.output),
+            "fp16_weights": fp16_weights}
 
 
-def onnx_precision(io: dict[str, dict[str, Any]]) -> str:
-    """``fp16`` when the graph's image input is float16, else ``fp32``."""
+def onnx_precision(io: dict[str, Any]) -> str:
+    """``fp16`` when the graph computes in half precision, else ``fp32``.
+
+    depthssd's FP16 export keeps float32 IO (its image input is cast inside the graph), so
+    the weights decide; a float16 image input counts too.
+    """
     image = io["inputs"].get("image", next(iter(io["inputs"].values()), {}))
-    return "fp16" if image.get("dtype") == "float16" else "fp32"
+    return "fp16" if io.get("fp16_weights") or image.get("dtype") == "float16" else "fp32"
 
 
 def cache_key_fields(onnx_sha256: str, trt_version: str, gpu: dict[str, str], precision: str,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from depthssd_core import export
+from depthssd_core import engine, export
 from depthssd_core.backends import loading
 from depthssd_core.backends.base import OUTPUT_NAMES
 from depthssd_core.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -245,6 +245,9 @@ def test_tensorrt_gets_the_fp16_export(files):
     assert isinstance(backend, TensorRTBackend)  # not loaded: there is no GPU here
     assert backend.onnx_path.name.endswith(".fp16.onnx") and backend.onnx_path != fp32_onnx
     assert export.read_sidecar(backend.onnx_path)["precision"] == "fp16"
+    # The engine builder sees the real FP16 export as FP16 (its IO stays float32).
+    assert engine.onnx_precision(engine.onnx_io(backend.onnx_path)) == "fp16"
+    assert engine.onnx_precision(engine.onnx_io(fp32_onnx)) == "fp32"
     np.testing.assert_array_equal(info.initial_mem_m,
                                   loading.model_info_from_sidecar(
                                       fp32_onnx, export.read_sidecar(fp32_onnx)).initial_mem_m)

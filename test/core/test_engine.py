@@ -26,8 +26,9 @@ OUT_SHAPES = {"cls_logits": [1, 12, 9], "box_regression": [1, 12, 4], "depth_c":
               "mem_m_out": [1, 2, 4, 4], "mem_s_out": [1, 2, 4, 4]}
 
 
-def write_onnx(path, fp16=True, height=32, width=64, drop_output=None):
-    """A tiny graph with the DepthSSD IO names and shapes (Identity/Cast ops only)."""
+def write_onnx(path, fp16=True, height=32, width=64, drop_output=None, fp16_weights=False):
+    """A tiny graph with the DepthSSD IO names and shapes (Identity ops only); ``fp16_weights``
+    keeps float32 IO but adds a float16 weight, like depthssd's FP16 export."""
     elem = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     inputs = [helper.make_tensor_value_info("image", elem, [1, 3, height, width]),
               helper.make_tensor_value_info("mem_m", TensorProto.FLOAT, [1, 2, 4, 4]),
@@ -39,7 +40,9 @@ def write_onnx(path, fp16=True, height=32, width=64, drop_output=None):
         src = {"mem_m_out": "mem_m", "mem_s_out": "mem_s"}.get(name, "image")
         nodes.append(helper.make_node("Identity", [src], [name]))
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
-    graph = helper.make_graph(nodes, "fake_depthssd", inputs, outputs)
+    weights = [helper.make_tensor("w", TensorProto.FLOAT16, [2], [0.5, 1.0])] \
+        if fp16_weights else []
+    graph = helper.make_graph(nodes, "fake_depthssd", inputs, outputs, initializer=weights)
     onnx.save(helper.make_model(graph), str(path))
     return path
 
@@ -217,22 +220,26 @@ def test_no_gpu_gives_a_clear_error(monkeypatch, tmp_path):
         engine.build_engine(write_onnx(tmp_path / "m.onnx"))
 
 
-@pytest.mark.parametrize(("version", "fp16", "strongly_typed", "fp16_flag"), [
-    ("10.3.0", True, False, True),   # JetPack 6: weakly typed + FP16 flag
-    ("10.3.0", False, False, False),  # FP32 export: no FP16 flag
-    ("10.12.0", True, True, False),  # strongly typed from 10.12
-    ("11.0.1", True, True, False),   # TensorRT 11 has no FP16 flag at all
+@pytest.mark.parametrize(("version", "fp16", "fp16_weights", "strongly_typed", "fp16_flag"), [
+    ("10.3.0", True, False, False, True),   # JetPack 6: weakly typed + FP16 flag
+    ("10.3.0", False, True, False, True),   # FP16 weights behind float32 IO: still FP16
+    ("10.3.0", False, False, False, False),  # FP32 export: no FP16 flag
+    ("10.12.0", True, False, True, False),  # strongly typed from 10.12
+    ("11.0.1", False, True, True, False),   # TensorRT 11 has no FP16 flag at all
 ])
-def test_api_version_branching(fake_trt, tmp_path, version, fp16, strongly_typed, fp16_flag):
+def test_api_version_branching(fake_trt, tmp_path, version, fp16, fp16_weights, strongly_typed,
+                               fp16_flag):
     trt = fake_trt(version)
-    info = engine.build_engine(write_onnx(tmp_path / "m.onnx", fp16=fp16), workspace_bytes=123)
+    info = engine.build_engine(write_onnx(tmp_path / "m.onnx", fp16=fp16,
+                                          fp16_weights=fp16_weights), workspace_bytes=123)
     (record,) = trt.builds
     assert bool(record["network_flags"] & (1 << trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
                 ) == strongly_typed
     assert (0 in record["builder_flags"]) == fp16_flag
     assert record["workspace"] == 123
     assert info.sidecar["strongly_typed"] == strongly_typed
-    assert info.sidecar["key_fields"]["precision"] == ("fp16" if fp16 else "fp32")
+    assert info.sidecar["key_fields"]["precision"] == ("fp16" if fp16 or fp16_weights
+                                                       else "fp32")
 
 
 def test_cache_key_sidecar_and_staleness(fake_trt, tmp_path, monkeypatch):
