@@ -268,6 +268,29 @@ def _resolve_input_shapes(io: dict[str, dict[str, Any]],
     return shapes
 
 
+def _keep_fp32_islands(trt: Any, network: Any, config: Any) -> int:
+    """Pin the layers the FP16 export computes in float32 (Titans memory, HoPE angles, depth
+    decoding) to FP32 in a weakly typed build, where the FP16 flag would otherwise let TensorRT
+    run them in half precision (the memory update sums thousands of tokens).
+
+    Returns:
+        The number of layers pinned.
+    """
+    float32 = trt.DataType.FLOAT
+    pinned = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        outputs = [layer.get_output(j) for j in range(layer.num_outputs)]
+        if outputs and all(t.dtype == float32 for t in outputs):
+            layer.precision = float32
+            for j in range(layer.num_outputs):
+                layer.set_output_type(j, float32)
+            pinned += 1
+    if pinned:
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    return pinned
+
+
 def _build(trt: Any, onnx_path: Path, engine_path: Path, input_shapes: dict[str, list[int]],
            precision: str, workspace_bytes: int, timing_cache: Path | None) -> list[dict]:
     """Build and write a serialized engine; return the network's IO description."""
@@ -287,6 +310,7 @@ def _build(trt: Any, onnx_path: Path, engine_path: Path, input_shapes: dict[str,
     if not strongly_typed and precision == "fp16":
         # Weakly typed (TensorRT < 10.12): FP16 kernels are allowed by flag, not by the graph.
         config.set_flag(trt.BuilderFlag.FP16)
+        _keep_fp32_islands(trt, network, config)
     dynamic = any(-1 in tuple(network.get_input(i).shape) for i in range(network.num_inputs))
     if dynamic:
         profile = builder.create_optimization_profile()

@@ -66,7 +66,9 @@ class FakeTensorRT(types.ModuleType):
         class NetworkDefinitionCreationFlag:
             STRONGLY_TYPED = 1
 
-        flag_names = {"TF32": 3} if major_minor >= (11, 0) else {"FP16": 0, "TF32": 3}
+        flag_names = {"TF32": 3, "OBEY_PRECISION_CONSTRAINTS": 4}
+        if major_minor < (11, 0):
+            flag_names["FP16"] = 0
         self.BuilderFlag = type("BuilderFlag", (), flag_names)  # TRT 11: no FP16 flag
         self.MemoryPoolType = type("MemoryPoolType", (), {"WORKSPACE": 0})
         self.TensorIOMode = type("TensorIOMode", (), {"INPUT": "in", "OUTPUT": "out"})
@@ -77,10 +79,32 @@ class FakeTensorRT(types.ModuleType):
             def __init__(self, name, shape, dtype):
                 self.name, self.shape, self.dtype = name, tuple(shape), dtype
 
+        class Layer:
+            def __init__(self, name, out_dtype):
+                self.name, self.precision, self.output_types = name, None, {}
+                self.outputs = [Tensor(name, (1,), out_dtype)]
+
+            num_outputs = property(lambda self: len(self.outputs))
+
+            def get_output(self, j):
+                return self.outputs[j]
+
+            def set_output_type(self, j, dtype):
+                self.output_types[j] = dtype
+
         class Network:
             def __init__(self, flags):
                 self.flags = flags
                 self.inputs, self.outputs = [], []
+                # Like an FP16 export: half layers plus a float32 memory island and a shape op.
+                self.layers = [Layer("/backbone/Conv", "f16"), Layer("/neck/memory/MatMul", "f32"),
+                               Layer("/neck/Shape", "i32")]
+                fake.network = self
+
+            num_layers = property(lambda self: len(self.layers))
+
+            def get_layer(self, i):
+                return self.layers[i]
 
             num_inputs = property(lambda self: len(self.inputs))
             num_outputs = property(lambda self: len(self.outputs))
@@ -238,6 +262,14 @@ def test_api_version_branching(fake_trt, tmp_path, version, fp16, fp16_weights, 
     assert (0 in record["builder_flags"]) == fp16_flag
     assert record["workspace"] == 123
     assert info.sidecar["strongly_typed"] == strongly_typed
+    # A weakly typed FP16 build pins the graph's float32 layers (the memory island) to FP32.
+    pinned = {layer.name: layer.precision for layer in trt.network.layers}
+    if fp16_flag:
+        assert pinned == {"/backbone/Conv": None, "/neck/memory/MatMul": "f32",
+                          "/neck/Shape": None}
+        assert 4 in record["builder_flags"]
+    else:
+        assert set(pinned.values()) == {None} and 4 not in record["builder_flags"]
     assert info.sidecar["key_fields"]["precision"] == ("fp16" if fp16 or fp16_weights
                                                        else "fp32")
 
