@@ -220,6 +220,54 @@ def test_every_frame_gets_one_detection_array_and_depth_with_its_header(rig):
     assert values["frames_dropped"] == start["frames_dropped"]
 
 
+def test_detection_fields_and_class_filter(rig):
+    """Detections reach the messages with every field; the class filter applies at run time.
+
+    The random-weight model scores every class near 1/9, so a threshold of 0.11 lets a few
+    dozen candidates through: enough to check what the messages carry.
+    """
+    low = {"score_threshold": 0.11, "max_detections": 20}
+    for name, value in low.items():
+        [ok] = rig.client.set_parameters(NODE, {name: value})
+        assert ok.successful, ok.reason
+    try:
+        rig.clear()
+        sent = rig.run_frames(3)
+        assert rig.dets3d.wait_count(3, 20.0)
+        arrays = rig.dets.messages
+        assert [_stamp(m.header) for m in arrays] == sent
+        assert sum(len(m.detections) for m in arrays) > 0
+        for msg, msg3d in zip(arrays, rig.dets3d.messages, strict=True):
+            assert len(msg.detections) <= 20
+            for det in msg.detections:
+                res = det.results[0]
+                assert res.hypothesis.class_id in CLASSES and res.hypothesis.score >= 0.11
+                p = res.pose.pose.position
+                cov = np.asarray(res.pose.covariance).reshape(6, 6)
+                if math.isfinite(p.z):
+                    # The point lies on the ray through the box centre, at the distance z.
+                    u = INTRINSICS.fx * p.x / p.z + INTRINSICS.cx
+                    v = INTRINSICS.fy * p.y / p.z + INTRINSICS.cy
+                    assert u == pytest.approx(det.bbox.center.position.x, abs=0.5)
+                    assert v == pytest.approx(det.bbox.center.position.y, abs=0.5)
+                    assert cov[2, 2] > 0 and np.allclose(cov, cov.T)
+            ids3d = [d.id for d in msg3d.detections]
+            assert ids3d == [d.id for d in msg.detections
+                             if math.isfinite(d.results[0].pose.pose.position.z)]
+        [ok] = rig.client.set_parameters(NODE, {"classes": ["car", "pedestrian"]})
+        assert ok.successful, ok.reason
+        rig.clear()
+        rig.run_frames(3)
+        names = {d.results[0].hypothesis.class_id for m in rig.dets.messages
+                 for d in m.detections}
+        assert names and names <= {"car", "pedestrian"}
+    finally:
+        restore = {"score_threshold": 0.4, "max_detections": 100, "classes": list(CLASSES)}
+        for name, value in restore.items():
+            [ok] = rig.client.set_parameters(NODE, {name: value})
+            assert ok.successful
+
+
 def test_empty_result_is_still_published(rig):
     [ok] = rig.client.set_parameters(NODE, {"score_threshold": 1.0})
     assert ok.successful, ok.reason

@@ -113,3 +113,12 @@ def test_bad_model_file_exits_1_with_one_line_naming_it(kind, tmp_path: Path, ca
     assert "cannot start" in lines[0] and str(path) in lines[0]
     assert "Traceback" not in text
     assert ("not found" in lines[0]) == (kind == "missing")
+
+
+def test_empty_model_path_means_the_shipped_model(tmp_path: Path):
+    from depthssd_ros.params import DEFAULT_MODEL_FILE, resolve_model_path, shipped_model_path
+
+    shipped = shipped_model_path()
+    assert shipped.name == DEFAULT_MODEL_FILE and shipped.parent.name == "models"
+    assert resolve_model_path("") == shipped
+    assert resolve_model_path(str(tmp_path / "m.onnx")) == tmp_path / "m.onnx"
