@@ -25,7 +25,6 @@ Unless already set, the processes use localhost-only discovery, the package's Fa
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -34,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -131,11 +131,17 @@ def _environment_defaults(out: Path) -> None:
     os.environ.setdefault("ROS_LOG_DIR", str(out / "ros_log"))
 
 
-def _spin(executor) -> None:
+def _spin(executor, errors: list[BaseException]) -> None:
+    """Spin until shutdown; a callback's exception ends the spin and is kept in ``errors``."""
     from rclpy.executors import ExternalShutdownException
 
-    with contextlib.suppress(ExternalShutdownException):
+    try:
         executor.spin()
+    except ExternalShutdownException:
+        pass
+    except Exception as exc:  # reported by run_demo once the nodes are down
+        traceback.print_exc()
+        errors.append(exc)
 
 
 def _start_camera(params_file: Path, overrides: dict[str, Any],
@@ -289,8 +295,9 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         nodes.append(recorder)
         for node in (recorder, planner, perception):
             executor.add_node(node)
-        spinner = threading.Thread(target=_spin, args=(executor,), name="demo_executor",
-                                   daemon=True)
+        spin_errors: list[BaseException] = []
+        spinner = threading.Thread(target=_spin, args=(executor, spin_errors),
+                                   name="demo_executor", daemon=True)
         spinner.start()
         # The camera renders in its own process, as the simulator would: rendering then does
         # not compete with inference for this process's interpreter lock. Started once the
@@ -301,6 +308,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         recorder.started = started
         _print_status(recorder, started, args.duration, context, spinner, camera)
         elapsed = time.monotonic() - started
+        camera_died = camera.poll() is not None
     finally:
         if camera is not None:
             _stop_process(camera)
@@ -313,9 +321,12 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             executor.remove_node(node)
             node.destroy_node()
         rclpy.try_shutdown(context=context)
-    if camera.returncode not in (0, -signal.SIGINT) and not recorder.camera_times:
-        raise RuntimeError(f"the synthetic camera failed (exit {camera.returncode}): "
-                           f"{_tail(out / 'synthetic_camera.log')}")
+    # A run cut short is an error, not a short result.
+    if spin_errors:
+        raise RuntimeError(f"a node callback failed after {elapsed:.1f} s: {spin_errors[0]!r}")
+    if camera_died:
+        raise RuntimeError(f"the synthetic camera exited after {elapsed:.1f} s (exit "
+                           f"{camera.returncode}): {_tail(out / 'synthetic_camera.log')}")
     camera_frames = len(recorder.camera_times)
 
     outputs = recorder.output_times

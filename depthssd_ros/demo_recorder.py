@@ -98,6 +98,7 @@ class DemoRecorder(Node):
         super().__init__("depthssd_demo_recorder", context=context)
         self.perception_node = perception_node
         self.evaluator = LiveEvaluator()
+        self.status_eval: tuple[float | None, float | None] = (None, None)
         self.publish_time: OrderedDict[int, float] = OrderedDict()
         self.latency_ms: list[float] = []
         self.output_times: list[float] = []
@@ -156,8 +157,15 @@ class DemoRecorder(Node):
         self.truth[stamp] = boxes
         while len(self.truth) > 200:
             self.truth.popitem(last=False)
-        self.evaluator.add_truth(stamp, boxes)
+        self._scored(self.evaluator.add_truth(stamp, boxes))
         self._try_compose(stamp)
+
+    def _scored(self, score) -> None:
+        # The status line runs in another thread and must not iterate the evaluator while a
+        # callback changes it: it reads these two values, replaced whole after each frame.
+        if score is not None:
+            self.status_eval = (self.evaluator.recent_distance_error(),
+                                self.evaluator.summary()["recall"])
 
     def _on_true_depth(self, msg) -> None:
         self.evaluator.add_true_depth(stamp_ns(msg.header), image_to_depth(msg))
@@ -174,7 +182,7 @@ class DemoRecorder(Node):
         stamp = stamp_ns(msg.header)
         boxes = labelled_boxes(msg)
         self.objects_last = len(boxes)
-        self.evaluator.add_detections(stamp, boxes)
+        self._scored(self.evaluator.add_detections(stamp, boxes))
         self._part(stamp)["detections"] = boxes
         self._try_compose(stamp)
 
@@ -275,8 +283,7 @@ class DemoRecorder(Node):
         cam_fps, out_fps = self.rates()
         with self.lock:
             recent = self.latency_ms[-20:]
-        err = self.evaluator.recent_distance_error()
-        recall = self.evaluator.summary()["recall"]
+        err, recall = self.status_eval
         parts = [
             f"[{time.monotonic() - self.started:5.1f} s] camera {cam_fps:4.1f} fps",
             f"perception {out_fps:4.1f} fps, latency "
