@@ -83,8 +83,9 @@ def test_demo_runs_end_to_end(model_path, tmp_path):
     assert lat["samples"] >= 1 and 0 < lat["p50"] <= lat["p95"] < 60_000
     det = metrics["detection"]
     tp, fp, fn = det["true_positives"], det["false_positives"], det["false_negatives"]
-    assert tp + fn > 0, "the synthetic world always shows objects"
-    assert det["recall"] == pytest.approx(tp / (tp + fn))
+    # (At 320x180 a frame may hold no object tall enough to be expected: recall undefined.)
+    assert det["recall"] is None if tp + fn == 0 else det["recall"] == pytest.approx(
+        tp / (tp + fn))
     assert det["precision"] is None if tp + fp == 0 else det["precision"] == pytest.approx(
         tp / (tp + fp))
     assert sum(c["tp"] + c["fn"] for c in det["per_class"].values()) == tp + fn
