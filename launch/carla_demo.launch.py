@@ -16,7 +16,6 @@ Node parameters live in ``config/*.yaml`` only; this file passes those files and
 values a deployer changes here (role name, camera, simulated time).
 """
 
-# ruff: noqa: I001  (the repository's launch/ folder makes isort take `launch` for first-party)
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, LogInfo
 from launch.conditions import IfCondition

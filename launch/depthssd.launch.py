@@ -13,7 +13,6 @@ The node subscribes relative ``image`` and ``camera_info``; they are remapped to
 outputs are ``/depthssd_node/detections``, ``/depthssd_node/depth``, ... as with ``ros2 run``.
 """
 
-# ruff: noqa: I001  (the repository's launch/ folder makes isort take `launch` for first-party)
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution

@@ -12,7 +12,6 @@ every process exits cleanly on shutdown.
 
 # isort would take the repository's launch/ folder for the first-party `launch` package
 # (I001).
-# ruff: noqa: I001
 import pytest
 
 # Submodules, because this very folder is importable as a namespace package `launch_testing`
