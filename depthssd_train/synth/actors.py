@@ -5,6 +5,8 @@ An actor is one labelled object (car, pedestrian, ...) or one piece of unlabelle
 origin on the ground). Actors move in road coordinates with one linear law,
 ``x(t) = x0 + vx t`` and ``d(t) = clip(d0 + vd max(t - t0, 0), dmin, dmax)``, which covers
 parked and driving vehicles, pedestrians walking along a sidewalk and pedestrians crossing.
+An actor exists for ``t_on <= t < t_off`` (always, by default): a pedestrian crossing the road
+turns up at the curb shortly before it starts and leaves a little after it arrives.
 Sizes follow real-world figures (car about 4.5 x 1.8 x 1.5 m, bus 12 x 2.55 x 3.2 m, ...).
 """
 
@@ -187,6 +189,8 @@ class ActorTable:
     t0: list[float] = field(default_factory=list)
     dmin: list[float] = field(default_factory=list)
     dmax: list[float] = field(default_factory=list)
+    t_on: list[float] = field(default_factory=list)
+    t_off: list[float] = field(default_factory=list)
     yaw_off: list[float] = field(default_factory=list)
     owner: list[int] = field(default_factory=list)
     category: list[int] = field(default_factory=list)
@@ -203,7 +207,8 @@ class ActorTable:
 
     def add(self, category: str | None, parts: list[Part], x0: float, d0: float,
             yaw_off: float = 0.0, vx: float = 0.0, vd: float = 0.0, t0: float = 0.0,
-            dmin: float = -np.inf, dmax: float = np.inf) -> int:
+            dmin: float = -np.inf, dmax: float = np.inf, t_on: float = -np.inf,
+            t_off: float = np.inf) -> int:
         """Add an actor; returns its owner id (> 0 labelled instance id, < 0 background).
 
         Labelled ids are ``group * GROUP_STRIDE + k`` for the k-th labelled actor (from 1) of
@@ -220,7 +225,8 @@ class ActorTable:
             self._group_counts[self.group] = k
             oid, cat = self.group * GROUP_STRIDE + k, category_id(category)
         for name, value in (("x0", x0), ("vx", vx), ("d0", d0), ("vd", vd), ("t0", t0),
-                            ("dmin", dmin), ("dmax", dmax), ("yaw_off", yaw_off),
+                            ("dmin", dmin), ("dmax", dmax), ("t_on", t_on),
+                            ("t_off", t_off), ("yaw_off", yaw_off),
                             ("owner", oid), ("category", cat)):
             getattr(self, name).append(value)
         for offset, size, rgb, tex, *swing in parts:
@@ -237,7 +243,8 @@ class ActorTable:
     def _arrays(self) -> dict:
         if not self._frozen:
             f = self._frozen
-            for name in ("x0", "vx", "d0", "vd", "t0", "dmin", "dmax", "yaw_off"):
+            for name in ("x0", "vx", "d0", "vd", "t0", "dmin", "dmax", "t_on", "t_off",
+                         "yaw_off"):
                 f[name] = np.asarray(getattr(self, name), dtype=np.float64)
             f["owner"] = np.asarray(self.owner, dtype=np.int64)
             f["category"] = np.asarray(self.category, dtype=np.int64)
@@ -247,8 +254,10 @@ class ActorTable:
             f["swings"] = bool(np.any(f["part_swing"]))
             # Walking cadence: one stride (two steps, about 1.4 m) per cycle; the phase is
             # spread over actors with the golden angle so neighbours do not march in step.
+            # It is keyed on the owner id, not the row: rows shift when a longer sequence
+            # adds actors to earlier groups, ids do not.
             f["gait_rad_per_m"] = 2 * np.pi / 1.4
-            f["gait_phase"] = np.arange(len(self.x0)) * 2.39996
+            f["gait_phase"] = np.mod(f["owner"] * 2.39996, 2 * np.pi)
             f["part_size"] = np.asarray(self.part_size, dtype=np.float64).reshape(-1, 3)
             f["part_paint"] = np.asarray(self.part_paint, dtype=np.int64)
             f["part_texture"] = np.asarray(self.part_texture, dtype=np.int64)
@@ -268,7 +277,7 @@ class ActorTable:
 
     def at_time(self, t_s: float, road: Road, x_lo: float, x_hi: float,
                 paint_offset: int) -> tuple[BoxParts, list[LabelledBox]]:
-        """World boxes of the actors whose road x lies in [x_lo, x_hi] at time ``t_s``.
+        """World boxes of the actors that exist at time ``t_s`` with road x in [x_lo, x_hi].
 
         Args:
             t_s: simulated time.
@@ -284,7 +293,7 @@ class ActorTable:
                             np.zeros(0, np.int64), np.zeros(0, np.int64)), []
         x = f["x0"] + f["vx"] * t_s
         d = np.clip(f["d0"] + f["vd"] * np.maximum(t_s - f["t0"], 0.0), f["dmin"], f["dmax"])
-        keep = (x >= x_lo) & (x <= x_hi)
+        keep = (x >= x_lo) & (x <= x_hi) & (f["t_on"] <= t_s) & (t_s < f["t_off"])
         wx, wy, theta = road.to_world(x[keep], d[keep])
         yaw = theta + f["yaw_off"][keep]
         index = np.full(len(x), -1)

@@ -1,7 +1,8 @@
 """Random draws of one synthetic sequence: camera, road, light, weather, traffic and scenery.
 
-Everything comes from one ``numpy.random.Generator`` seeded from (world seed, sequence id), so a
-sequence is a pure function of its seed and arguments.
+The sequence's parameters come from one ``numpy.random.Generator`` seeded from (world seed,
+sequence id), and every group of actors from its own generator keyed on the same pair and the
+group number, so a sequence is a pure function of its seed and arguments.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ Stream = Callable[[int], np.random.Generator]
 
 BEHIND_M = 30.0
 AHEAD_M = 220.0
+CROSSING_WAIT_S = 4.0
+"""A crossing pedestrian waits this long at the curb before stepping onto the road..."""
+CROSSING_LINGER_S = 3.0
+"""...and stays this long at the far curb before leaving the scene."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,10 @@ def populate(stream: Stream, params: SequenceParams,
 
     Every group of actors (a lane's traffic, one side's buildings, one crossing's walkers...)
     draws from its own random stream ``stream(group)`` and is laid out from a fixed anchor, so
-    a longer sequence only appends actors: its first frames equal a shorter one's.
+    a longer sequence only appends actors to each group. The appended ones lie outside the
+    drawn road window during the shorter sequence's frames (each group's layout limit is
+    chosen so), or, for crossing walkers, do not exist yet; hence the first frames of a
+    longer sequence equal a shorter one's.
 
     Args:
         stream: maps a group number to a fresh generator, the same for the same number.
@@ -362,7 +370,9 @@ def _pedestrians(stream: Stream, params: SequenceParams, actors: ActorTable, dur
         rng = stream(2000 + i)
         actors.group = 2000 + i
         t0 = -8.0 + float(rng.exponential(4.0 / density))
-        while t0 < duration:
+        # A walker exists only around its crossing (from t0 - wait), so the ones a longer
+        # sequence adds here turn up after a shorter one has ended.
+        while t0 - CROSSING_WAIT_S < duration:
             speed = float(rng.uniform(1.0, 1.7))
             leftward = rng.random() < 0.5
             start, end = (d_right, d_left) if leftward else (d_left, d_right)
@@ -375,7 +385,9 @@ def _pedestrians(stream: Stream, params: SequenceParams, actors: ActorTable, dur
             ta, tb = min(ta, tb), max(ta, tb)
             pa, pb = (xc - 14.0) / v_e, (xc + 4.0) / v_e
             if not (ta < pb and pa < tb):
+                arrive = t0 + abs(end - start) / speed
                 actors.add("pedestrian", parts, x, start,
                            yaw_off=math.pi / 2 if leftward else -math.pi / 2, vd=vd, t0=t0,
-                           dmin=min(start, end), dmax=max(start, end))
+                           dmin=min(start, end), dmax=max(start, end),
+                           t_on=t0 - CROSSING_WAIT_S, t_off=arrive + CROSSING_LINGER_S)
             t0 += float(rng.exponential(6.0 / density))

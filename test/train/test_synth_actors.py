@@ -89,3 +89,31 @@ def test_crossing_pedestrian_stops_at_the_far_curb():
     assert ys[0] == ys[1] == pytest.approx(-9.0)
     assert ys[2] == pytest.approx(0.0)
     assert ys[3] == ys[4] == pytest.approx(9.0)
+
+
+def test_actor_exists_only_between_t_on_and_t_off():
+    table = ActorTable()
+    table.add("pedestrian", pedestrian_parts(np.random.default_rng(5)), 0.0, 0.0, t_on=1.0,
+              t_off=3.0)
+    table.add("car", VEHICLE_TEMPLATES["car"](np.random.default_rng(6)), 10.0, 0.0)
+    walker = table.owner[0]
+    present = [walker in {b.instance_id for b in _boxes(table, t)}
+               for t in (0.0, 0.95, 1.0, 2.0, 2.95, 3.0, 9.0)]
+    assert present == [False, False, True, True, True, False, False]
+    assert all(len(_boxes(table, t)) >= 1 for t in (0.0, 2.0, 9.0))  # the car always is
+
+
+def test_walker_gait_does_not_depend_on_its_row_in_the_table():
+    """Legs follow the walker's id, not how many actors other groups added before it."""
+    parts = pedestrian_parts(np.random.default_rng(7))
+    legs = []
+    for n_before in (0, 5):
+        table = ActorTable()
+        for i in range(n_before):  # unlabelled background of another group
+            table.add(None, [((0.0, 0.0, 1.0), (1.0, 1.0, 2.0), (90.0, 90.0, 90.0), 0)],
+                      100.0 + i, 5.0)
+        table.group = 40
+        table.add("pedestrian", parts, 0.0, 0.0, vx=1.3)
+        boxes, _ = table.at_time(0.7, Road(), -1e9, 1e9, 8)
+        legs.append(boxes.center_m[n_before:n_before + 2].copy())
+    np.testing.assert_array_equal(legs[0], legs[1])
