@@ -317,9 +317,14 @@ def build_optimizer(trainer: ClipTrainer, cfg: TrainConfig) -> torch.optim.AdamW
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Learning-rate multiplier at ``step``: linear warm-up, then cosine to ``min_lr_ratio``."""
+    """Learning-rate multiplier at ``step``: linear warm-up, then cosine to ``min_lr_ratio``
+    (over all stages, or within each stage with ``optim.restart_each_stage``)."""
     o = cfg.optim
     total = cfg.total_steps
+    if o.restart_each_stage:
+        index, stage = cfg.stage_at(step)
+        step -= cfg.stage_start(index)
+        total = stage.steps
     if o.warmup_steps > 0 and step < o.warmup_steps:
         return (step + 1) / o.warmup_steps
     span = max(1, total - o.warmup_steps)
@@ -448,7 +453,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / "tb"))
-    reset_gen = torch.Generator().manual_seed(cfg.seed * 7919 + dinfo.rank + start)
+    reset_gen = torch.Generator()
     total_steps = cfg.total_steps
     bar = tqdm(total=total_steps, initial=start, disable=not (progress and dinfo.is_main),
                dynamic_ncols=True, desc="train")
@@ -470,6 +475,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             t0 = time.perf_counter()
             frames = next(loader)
             batch = frames[0]["image"].shape[0]
+            # Seeded per step, so a resumed run draws the same resets as an uninterrupted one.
+            reset_gen.manual_seed(cfg.seed * 1_000_003 + dinfo.rank * 7919 + step)
             resets = torch.rand(len(frames), batch, generator=reset_gen) < \
                 cfg.temporal.reset_prob
             module.train()
@@ -530,11 +537,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
 
 def train_from_args(config_path: str | None, overrides: list[str], resume_dir: str | None,
                     progress: bool = True) -> dict[str, Any]:
-    """Load the config (or the run's saved config when resuming) and train."""
+    """Load the config and train; with ``resume_dir`` continue that run, under
+    ``config_path`` if given (else the run's saved config)."""
     if resume_dir:
         saved = Path(resume_dir) / CONFIG_NAME
         if not saved.is_file():
             raise ValueError(f"--resume {resume_dir}: no {CONFIG_NAME} there")
-        cfg = load_config(saved, [*overrides, f"run_dir={resume_dir}"])
+        # A new config file continues the run under a longer schedule (e.g. one more stage).
+        cfg = load_config(config_path or saved, [*overrides, f"run_dir={resume_dir}"])
         return train(cfg, resume=True, progress=progress)
     return train(load_config(config_path, overrides), progress=progress)

@@ -81,7 +81,7 @@ class StageConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up and cosine decay over all stages."""
+    """AdamW with linear warm-up and cosine decay over all stages (or per stage)."""
 
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -90,6 +90,9 @@ class OptimConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05  # final lr = lr * min_lr_ratio
     grad_clip_norm: float = 5.0
+    # Warm restarts (SGDR): each schedule stage gets its own warm-up and cosine decay, so a
+    # finished run can be continued by a new stage (``--resume RUN --config MORE.yaml``).
+    restart_each_stage: bool = False
 
 
 @dataclass
@@ -125,6 +128,10 @@ class TrainConfig:
     def total_steps(self) -> int:
         """Optimizer steps over all stages."""
         return sum(stage.steps for stage in self.schedule)
+
+    def stage_start(self, index: int) -> int:
+        """First optimizer step of stage ``index``."""
+        return sum(stage.steps for stage in self.schedule[:index])
 
     def stage_at(self, step: int) -> tuple[int, StageConfig]:
         """(index, stage) that optimizer step ``step`` (0-based) belongs to."""

@@ -4,6 +4,7 @@ Usage::
 
     depthssd-train --config config/train/default.yaml [dotted.key=value ...]
     depthssd-train --resume runs/default [dotted.key=value ...]
+    depthssd-train --resume runs/default --config longer.yaml   # continue with more stages
     torchrun --nproc-per-node 2 -m depthssd_train.cli.train --config ...   # DDP
 
 Exit codes: 0 done, 1 error (one line naming it, e.g. an unknown config key), 2 usage,

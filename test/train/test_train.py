@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+import yaml
 from safetensors.torch import load_file
 
 from depthssd_core.checkpoint import load_model, read_metadata
@@ -64,6 +65,13 @@ def test_lr_schedule_warmup_and_cosine():
     assert lr_factor(10, cfg) == pytest.approx(1.0)
     assert lr_factor(60, cfg) == pytest.approx(0.1 + 0.9 * 0.5)  # half way down the cosine
     assert lr_factor(110, cfg) == pytest.approx(0.1)
+    # With warm restarts a second stage starts its own warm-up and cosine.
+    cfg = load_config(None, ["schedule=[{steps: 50}, {steps: 30}]", "optim.warmup_steps=10",
+                             "optim.min_lr_ratio=0.1", "optim.restart_each_stage=true"])
+    assert lr_factor(49, cfg) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 39 / 40)))
+    assert lr_factor(50, cfg) == pytest.approx(0.1)  # first warm-up step of stage 2
+    assert lr_factor(59, cfg) == pytest.approx(1.0)
+    assert lr_factor(80, cfg) == pytest.approx(0.1)
 
 
 def test_train_checkpoint_and_resume(tmp_path):
@@ -81,14 +89,24 @@ def test_train_checkpoint_and_resume(tmp_path):
     assert any(k.endswith(".exp_avg") for k in opt)
     assert all(torch.isfinite(v.float()).all() for v in opt.values())
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    # Resume for two more steps: it starts at step 2 and changes the weights.
-    code = train_main(["--resume", str(run), "--no-progress", "schedule.0.steps=4"])
+    # Resume for one more step: it starts at step 2 and changes the weights.
+    code = train_main(["--resume", str(run), "--no-progress", "schedule.0.steps=3"])
     assert code == 0
-    assert read_metadata(run / "last.safetensors")["step"] == 4
+    assert read_metadata(run / "last.safetensors")["step"] == 3
     after = load_model(run / "last.safetensors").state_dict()
     changed = [k for k in before if before[k].dtype.is_floating_point
                and not torch.equal(before[k], after[k])]
     assert changed
+    # Continue the finished run with a new config that adds a stage (warm restart).
+    longer = tmp_path / "longer.yaml"
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    data["schedule"].append(dict(data["schedule"][0], steps=1))
+    data["optim"]["restart_each_stage"] = True
+    longer.write_text(yaml.safe_dump(data))
+    code = train_main(["--resume", str(run), "--config", str(longer), "--no-progress"])
+    assert code == 0
+    meta = read_metadata(run / "last.safetensors")
+    assert meta["step"] == 4 and len(meta["train_config"]["schedule"]) == 2
 
 
 def test_divergence_stops_with_diagnosis_and_keeps_checkpoint(tmp_path, capsys):
