@@ -421,8 +421,9 @@ class PerceptionNode(Node):
 def main(argv: list[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM; returns the process exit code."""
     # The executor thread runs Python between callbacks; with the default 5 ms GIL switch
-    # interval a woken worker waits up to 5 ms for the GIL before it starts on a frame.
-    sys.setswitchinterval(0.0005)
+    # interval a woken worker waits up to 5 ms for the GIL before it starts on a frame
+    # (measured: queue wait p50 5.5 ms at 5 ms, 0.7 ms at 0.5 ms, 0.4 ms at 0.1 ms).
+    sys.setswitchinterval(0.0001)
     rclpy.init(args=argv)
     logger = rclpy.logging.get_logger(NODE_NAME)
     try:
