@@ -2,8 +2,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+DEMO_SECONDS ?= 20
 
-.PHONY: setup test lint
+.PHONY: setup demo test lint bench-setup bench
 
 ## setup: create .venv (Python 3.11) with every pinned dependency, ROS 2 Kilted and vision_msgs
 setup:
@@ -12,11 +13,25 @@ setup:
 	  exit 1; }
 	@$(PYTHON) tools/setup_env.py
 
-## lint: ruff over the whole repository
-lint: setup
-	$(VENV)/bin/ruff check .
+## demo: synthetic CARLA camera -> perception node -> planner as real ROS 2 nodes; writes out/demo/
+demo: setup
+	$(PY) -m depthssd_ros.demo --duration $(DEMO_SECONDS) --out out/demo
 
 ## test: setup, then ruff and the whole pytest suite (what CI runs)
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+## lint: ruff over the whole repository
+lint: setup
+	$(VENV)/bin/ruff check .
+
+## bench-setup: the benchmark-only extras (ultralytics for the two-model comparison)
+bench-setup: setup
+	$(PY) -m pip install --no-deps -r requirements-bench.txt -c tools/constraints.txt
+
+## bench: the benchmarks behind the README's numbers (quiet machine; takes several minutes)
+bench: bench-setup
+	OMP_NUM_THREADS=1 $(PY) benchmarks/synth_speed.py
+	$(PY) benchmarks/latency.py --checkpoint models/depthssd_conv_small.safetensors
+	$(PY) benchmarks/node_latency.py

@@ -8,6 +8,7 @@ long it took; a missing prerequisite ends it with one line saying what is missin
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import os
@@ -16,11 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("DEPTHSSD_VENV", ROOT / ".venv"))
 STAMP = VENV / ".depthssd-setup-stamp"
+VISION_STAMP = VENV / ".depthssd-vision-msgs-stamp"
 LOG = VENV.parent / f".{VENV.name}-setup.log"
 VISION_MSGS = ROOT / "tools" / "ros_env" / "vision_msgs"
 PIP_VERSION = "26.3"
@@ -59,19 +62,13 @@ def run_logged(cmd: list[str], what: str, env: dict[str, str] | None = None) -> 
         raise SetupError(f"{what} failed{hint}: {last.strip()} (full log: {LOG})")
 
 
-def timed(label: str):
-    """Context manager printing how long a step took."""
-
-    class _Timer:
-        def __enter__(self):
-            self.start = time.monotonic()
-            say(f"{label} ...")
-
-        def __exit__(self, exc_type, exc, tb):
-            if exc_type is None:
-                say(f"{label}: done in {time.monotonic() - self.start:.1f} s")
-
-    return _Timer()
+@contextlib.contextmanager
+def timed(label: str) -> Iterator[None]:
+    """Print a step's label, then how long it took."""
+    start = time.monotonic()
+    say(f"{label} ...")
+    yield
+    say(f"{label}: done in {time.monotonic() - start:.1f} s")
 
 
 def environment_hash() -> str:
@@ -144,13 +141,13 @@ def create_venv() -> None:
 def install_requirements() -> None:
     pip = [str(venv_python()), "-m", "pip", "install", "--progress-bar", "off"]
     with timed(f"pip {PIP_VERSION}"):
-        run_logged(pip + [f"pip=={PIP_VERSION}"], "upgrading pip", env=clean_env())
+        run_logged([*pip, f"pip=={PIP_VERSION}"], "upgrading pip", env=clean_env())
     with timed("installing pinned packages (torch, timm, onnxruntime, ROS 2 Kilted wheels, ...)"):
-        run_logged(pip + ["-r", "requirements.txt", "-c", "tools/constraints.txt"],
+        run_logged([*pip, "-r", "requirements.txt", "-c", "tools/constraints.txt"],
                    "pip install -r requirements.txt", env=clean_env())
     if shutil.which("cmake") is None:
         with timed("cmake not found on PATH: installing it from PyPI into the venv"):
-            run_logged(pip + ["cmake"], "pip install cmake", env=clean_env())
+            run_logged([*pip, "cmake"], "pip install cmake", env=clean_env())
 
 
 def patch_cmake_includes() -> int:
@@ -173,20 +170,41 @@ def patch_cmake_includes() -> int:
     return patched
 
 
+def vision_msgs_hash() -> str:
+    """What the vision_msgs build depends on: its sources and the ROS package versions."""
+    digest = hashlib.sha256()
+    for path in sorted(VISION_MSGS.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.startswith(("ros-", "catkin")):
+            digest.update(line.encode())
+    return digest.hexdigest()
+
+
 def build_vision_msgs() -> None:
+    wanted = vision_msgs_hash()
+    if VISION_STAMP.exists() and VISION_STAMP.read_text().strip() == wanted:
+        check = subprocess.run([str(venv_python()), "-c", "import vision_msgs.msg"],
+                               capture_output=True, env=clean_env())
+        if check.returncode == 0:
+            say("vision_msgs is built and unchanged")
+            return
     with timed("pointing ROS CMake exports at this Python's headers"):
         say(f"  {patch_cmake_includes()} CMake files patched")
     env = clean_env()
     cmake = shutil.which("cmake", path=env["PATH"]) or "cmake"
-    with tempfile.TemporaryDirectory(prefix="depthssd-vision-msgs-") as build:
-        with timed("building vision_msgs (interfaces from tools/ros_env/vision_msgs)"):
-            run_logged([cmake, "-S", str(VISION_MSGS), "-B", build,
-                        f"-DCMAKE_INSTALL_PREFIX={VENV}", f"-DCMAKE_PREFIX_PATH={VENV}",
-                        f"-DPython3_EXECUTABLE={venv_python()}", "-DBUILD_TESTING=OFF"],
-                       "configuring vision_msgs", env=env)
-            run_logged([cmake, "--build", build, "-j", str(os.cpu_count() or 2)],
-                       "building vision_msgs", env=env)
-            run_logged([cmake, "--install", build], "installing vision_msgs", env=env)
+    with tempfile.TemporaryDirectory(prefix="depthssd-vision-msgs-") as build, \
+            timed("building vision_msgs (interfaces from tools/ros_env/vision_msgs)"):
+        run_logged([cmake, "-S", str(VISION_MSGS), "-B", build,
+                    f"-DCMAKE_INSTALL_PREFIX={VENV}", f"-DCMAKE_PREFIX_PATH={VENV}",
+                    f"-DPython3_EXECUTABLE={venv_python()}", "-DBUILD_TESTING=OFF"],
+                   "configuring vision_msgs", env=env)
+        run_logged([cmake, "--build", build, "-j", str(os.cpu_count() or 2)],
+                   "building vision_msgs", env=env)
+        run_logged([cmake, "--install", build], "installing vision_msgs", env=env)
+    VISION_STAMP.write_text(wanted + "\n")
 
 
 def install_project() -> None:
