@@ -26,14 +26,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.time import Time
 from std_msgs.msg import Float32, String
 from vision_msgs.msg import Detection2DArray
+
+from depthssd_ros.node_main import run_node
 
 #: Advisory levels, mildest first.
 ADVISORIES: tuple[str, ...] = ("none", "caution", "brake")
@@ -353,21 +352,7 @@ def describe_decision(decision: PlannerDecision) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``planner_example`` node until interrupted (console script entry point)."""
-    rclpy.init(args=sys.argv if argv is None else argv)
-    try:
-        node = PlannerNode()
-    except (ValueError, ParameterException) as exc:
-        print(f"planner_example: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PlannerNode, "planner_example", argv)
 
 
 if __name__ == "__main__":

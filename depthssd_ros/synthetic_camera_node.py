@@ -34,12 +34,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import rclpy
 import yaml
 from builtin_interfaces.msg import Time as TimeMsg
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -50,6 +47,7 @@ from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithP
 from depthssd_core.classes import CLASSES
 from depthssd_core.geometry import backproject
 from depthssd_ros.conversions import depth_to_image, intrinsics_to_camera_info
+from depthssd_ros.node_main import run_node
 from depthssd_train.synth import FRAME_DT_S, SyntheticWorld, SynthFrame
 
 #: carla-ros-bridge's sensor QoS: reliable, keep last 10 (volatile).
@@ -297,21 +295,7 @@ class SyntheticCameraNode(Node):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``synthetic_camera`` node until interrupted (console script entry point)."""
-    rclpy.init(args=sys.argv if argv is None else argv)
-    try:
-        node = SyntheticCameraNode()
-    except (ValueError, ParameterException) as exc:
-        print(f"synthetic_camera: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SyntheticCameraNode, "synthetic_camera", argv)
 
 
 if __name__ == "__main__":
