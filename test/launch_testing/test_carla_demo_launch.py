@@ -6,8 +6,9 @@ skipped; the same pipeline is run by test/ros/test_demo.py (the three nodes in o
 real topics) and the launch file is checked statically by test/test_launch_files.py.
 
 Checks: the synthetic camera publishes on the CARLA topics and ``/clock``, the perception node
-publishes detections stamped with the camera's frame, the planner publishes its advisory, and
-every process exits cleanly on shutdown.
+publishes detections stamped with the camera's frame, the planner publishes its advisory, the
+perception node and the planner follow ``/clock`` while the synthetic camera (its source) runs
+on wall time, and every process exits cleanly on shutdown.
 """
 
 # isort would take the repository's launch/ folder for the first-party `launch` package
@@ -29,6 +30,8 @@ from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
+from rcl_interfaces.msg import ParameterType
+from rcl_interfaces.srv import GetParameters
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 from vision_msgs.msg import Detection2DArray
@@ -82,6 +85,25 @@ class TestCarlaDemoLaunch(unittest.TestCase):
         self.assertGreaterEqual(len(advisories), 3)
         self.assertTrue({a.data for a in advisories} <= {"none", "caution", "brake"})
 
+
+    def _use_sim_time(self, node_name):
+        client = self.node.create_client(GetParameters, f"/{node_name}/get_parameters")
+        try:
+            self.assertTrue(client.wait_for_service(timeout_sec=60.0),
+                            f"{node_name} offers no parameter service")
+            future = client.call_async(GetParameters.Request(names=["use_sim_time"]))
+            rclpy.spin_until_future_complete(self.node, future, timeout_sec=30.0)
+            self.assertTrue(future.done(), f"no answer from /{node_name}/get_parameters")
+        finally:
+            self.node.destroy_client(client)
+        (value,) = future.result().values
+        self.assertEqual(value.type, ParameterType.PARAMETER_BOOL, node_name)
+        return value.bool_value
+
+    def test_sim_time_everywhere_but_the_clock_source(self):
+        self.assertTrue(self._use_sim_time("depthssd_node"))
+        self.assertTrue(self._use_sim_time("planner_example"))
+        self.assertFalse(self._use_sim_time("synthetic_camera"))
 
 @launch_testing.post_shutdown_test()
 class TestShutdown(unittest.TestCase):
