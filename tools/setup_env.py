@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("DEPTHSSD_VENV", ROOT / ".venv"))
 STAMP = VENV / ".depthssd-setup-stamp"
 VISION_STAMP = VENV / ".depthssd-vision-msgs-stamp"
-LOG = VENV.parent / f".{VENV.name}-setup.log"
+LOG = VENV.parent / ".make-setup.log"
 VISION_MSGS = ROOT / "tools" / "ros_env" / "vision_msgs"
 PIP_VERSION = "26.3"
 # The message wheels were built with Python in /opt/python/cp311-cp311; their exported CMake

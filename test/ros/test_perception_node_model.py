@@ -139,7 +139,7 @@ def model_node(perception, ros_client, tmp_path_factory):
 @pytest.mark.xfail(
     strict=True,
     condition=not os.environ.get("DEPTHSSD_TEST_MODEL"),
-    reason="the shipped model is an undertrained placeholder (330 CPU steps) below every "
+    reason="the shipped model is an undertrained CPU-trained placeholder below every "
            "quality floor: see models/MODEL_CARD.md and issue 5",
 )
 def test_default_model_finds_objects_at_the_right_distance(model_node):
