@@ -31,16 +31,6 @@ from depthssd_core.runtime import Perceptor, PerceptorSettings
 H, W = 64, 96
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from threads, and on a shared, loaded CPU torch's thread pool
-    makes each forward ~50x slower (measured); restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model() -> DepthSSD:
     torch.manual_seed(1)

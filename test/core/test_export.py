@@ -30,15 +30,6 @@ HEIGHT, WIDTH = 96, 160  # export size; parity runs at this size on other (rando
 FRAMES = 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # The test machine's CPU is shared; one thread avoids oversubscription stalls.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _calibrated_model() -> DepthSSD:
     """A DepthSSD whose BatchNorm statistics come from data, so activations have realistic
     magnitudes (fresh running stats make FP16 errors look smaller than they are)."""

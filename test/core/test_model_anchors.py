@@ -12,24 +12,9 @@ from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.image_list import ImageList
 
 from depthssd_core.config import ModelConfig
-from depthssd_core.model import DepthSSD, anchors_for, anchors_per_location, feature_sizes
+from depthssd_core.model import anchors_for, anchors_per_location, feature_sizes
 
 SIZES = [(360, 640), (384, 640), (300, 500), (192, 320), (97, 131)]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # The test machine's CPU is shared; one thread avoids oversubscription stalls.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return DepthSSD().eval()
 
 
 @pytest.mark.parametrize(("height", "width"), SIZES)

@@ -12,21 +12,6 @@ from depthssd_core.config import ModelConfig
 from depthssd_core.model import DepthSSD, anchors_for, build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # The test machine's CPU is shared; one thread avoids oversubscription stalls.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return DepthSSD().eval()
-
-
 @pytest.mark.parametrize(("height", "width"), [(360, 640), (192, 320), (300, 500)])
 def test_output_contract(model, height, width):
     cfg = model.cfg

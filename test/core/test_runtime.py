@@ -30,16 +30,6 @@ FRAME_H, FRAME_W = 120, 200
 LOW_SCORE = PerceptorSettings(score_threshold=0.02, max_detections=30)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from threads, and on a shared, loaded CPU torch's thread pool
-    makes each forward ~50x slower (measured); restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_config() -> ModelConfig:
     return dataclasses.replace(ModelConfig(), input_height=IN_H, input_width=IN_W, neck_dim=32,
                                depth_dim=16, memory_dk=8, memory_dv=8, extra_levels=1,
