@@ -107,7 +107,15 @@ def test_topics_match_carla_ros_bridge(node_process, rclpy_context):
         subs.append(node.create_subscription(msg_type, topic, cb, qos))
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
-    spin = threading.Thread(target=executor.spin, daemon=True)
+    # Spin in slices until told to stop, so the executor is shut down only after the thread
+    # left it (shutting it down under a running spin() raises in that thread).
+    stop_spinning = threading.Event()
+
+    def spin_until_stopped() -> None:
+        while not stop_spinning.is_set():
+            executor.spin_once(timeout_sec=0.05)
+
+    spin = threading.Thread(target=spin_until_stopped, daemon=True)
     spin.start()
     try:
         deadline = time.monotonic() + 60.0
@@ -126,8 +134,9 @@ def test_topics_match_carla_ros_bridge(node_process, rclpy_context):
         endpoint_info = {key: node.get_publishers_info_by_topic(topic)
                          for key, (_, topic) in topics.items()}
     finally:
-        executor.shutdown()
+        stop_spinning.set()
         spin.join(timeout=5)
+        executor.shutdown()
     assert proc.stop() == 0
 
     # Topic names and types.
