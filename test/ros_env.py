@@ -9,6 +9,7 @@ so node processes started by tests inherit them.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import random
@@ -17,7 +18,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -134,3 +137,26 @@ class NodeProcess:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def spinning(executor: object) -> Iterator[None]:
+    """Spin ``executor`` on a background thread for the ``with`` block, then shut it down.
+
+    The thread spins in short slices and is joined before ``executor.shutdown()``: shutting an
+    executor down under a running ``spin()`` raises ``InvalidHandle`` in the spinning thread.
+    """
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        executor.shutdown()  # type: ignore[attr-defined]

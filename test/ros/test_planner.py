@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from ros_env import spinning
 
 from depthssd_ros.planner_node import (
     ADVISORIES,
@@ -161,8 +162,6 @@ def test_planner_node_over_topics(node_process, rclpy_context):
     node = rclpy.create_node("planner_driver", context=rclpy_context)
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
-    spin = threading.Thread(target=executor.spin, daemon=True)
-    spin.start()
     received = {"ttc": [], "dist": [], "adv": []}
     cond = threading.Condition()
 
@@ -174,57 +173,59 @@ def test_planner_node_over_topics(node_process, rclpy_context):
         return cb
 
     try:
-        pub = node.create_publisher(Detection2DArray, "/test_planner/scripted_detections", 10)
-        base = "/test_planner/planner_example/"
-        subs = [node.create_subscription(Float32, base + "time_to_contact_s", sink("ttc"), 10),
+        with spinning(executor):
+            pub = node.create_publisher(Detection2DArray, "/test_planner/scripted_detections", 10)
+            base = "/test_planner/planner_example/"
+            subs = [
+                node.create_subscription(Float32, base + "time_to_contact_s", sink("ttc"), 10),
                 node.create_subscription(Float32, base + "nearest_distance_m", sink("dist"), 10),
-                node.create_subscription(String, base + "advisory", sink("adv"), 10)]
-        deadline = time.monotonic() + 20.0
-        while pub.get_subscription_count() < 1 or any(s.get_publisher_count() < 1 for s in subs):
-            assert proc.is_running(), proc.output()
-            assert time.monotonic() < deadline, "planner node did not come up"
-            time.sleep(0.05)
-        truth = []
-        for i, (t, d, obstacle) in enumerate(approach(60.0, 10.0, 20.0, 100, noise_m=0.1)):
-            msg = Detection2DArray()
-            msg.header.stamp.sec = int(t)
-            msg.header.stamp.nanosec = round((t - int(t)) * 1e9)
-            msg.header.frame_id = "ego_vehicle/rgb_front"
-            det = Detection2D(id=obstacle.track_id)
-            hyp = ObjectHypothesisWithPose()
-            hyp.hypothesis.class_id = obstacle.class_name
-            hyp.hypothesis.score = 0.9
-            (hyp.pose.pose.position.x, hyp.pose.pose.position.y,
-             hyp.pose.pose.position.z) = obstacle.point_optical
-            det.results.append(hyp)
-            # A sign beside the road must not change anything.
-            sign = Detection2D(id="99")
-            sign_hyp = ObjectHypothesisWithPose()
-            sign_hyp.hypothesis.class_id = "traffic_sign"
-            sign_hyp.pose.pose.position.z = 3.0
-            sign.results.append(sign_hyp)
-            msg.detections = [det, sign]
-            pub.publish(msg)
-            truth.append(d)
-            with cond:
-                assert cond.wait_for(lambda n=i + 1: len(received["adv"]) >= n
-                                     and len(received["ttc"]) >= n, timeout=10.0), (
-                    f"no planner output for frame {i}")
-        ttc = np.array(received["ttc"][:100], dtype=np.float64)
-        d = np.array(truth)
-        assert np.allclose(received["dist"][:100], d, atol=0.1 + 1e-3)
-        rel = np.abs(ttc[20:] - d[20:] / 10.0) / (d[20:] / 10.0)
-        assert np.median(rel) < 0.05
-        adv = received["adv"][:100]
-        assert set(adv) <= set(ADVISORIES)
-        order = [a for k, a in enumerate(adv) if k == 0 or adv[k - 1] != a]
-        assert order == ["none", "caution", "brake"]
-        assert d[adv.index("caution")] == pytest.approx(40.0, abs=1.0)
-        assert d[adv.index("brake")] == pytest.approx(20.0, abs=1.0)
+                node.create_subscription(String, base + "advisory", sink("adv"), 10),
+            ]
+            deadline = time.monotonic() + 20.0
+            while (pub.get_subscription_count() < 1
+                   or any(s.get_publisher_count() < 1 for s in subs)):
+                assert proc.is_running(), proc.output()
+                assert time.monotonic() < deadline, "planner node did not come up"
+                time.sleep(0.05)
+            truth = []
+            for i, (t, d, obstacle) in enumerate(approach(60.0, 10.0, 20.0, 100, noise_m=0.1)):
+                msg = Detection2DArray()
+                msg.header.stamp.sec = int(t)
+                msg.header.stamp.nanosec = round((t - int(t)) * 1e9)
+                msg.header.frame_id = "ego_vehicle/rgb_front"
+                det = Detection2D(id=obstacle.track_id)
+                hyp = ObjectHypothesisWithPose()
+                hyp.hypothesis.class_id = obstacle.class_name
+                hyp.hypothesis.score = 0.9
+                (hyp.pose.pose.position.x, hyp.pose.pose.position.y,
+                 hyp.pose.pose.position.z) = obstacle.point_optical
+                det.results.append(hyp)
+                # A sign beside the road must not change anything.
+                sign = Detection2D(id="99")
+                sign_hyp = ObjectHypothesisWithPose()
+                sign_hyp.hypothesis.class_id = "traffic_sign"
+                sign_hyp.pose.pose.position.z = 3.0
+                sign.results.append(sign_hyp)
+                msg.detections = [det, sign]
+                pub.publish(msg)
+                truth.append(d)
+                with cond:
+                    assert cond.wait_for(lambda n=i + 1: len(received["adv"]) >= n
+                                         and len(received["ttc"]) >= n, timeout=10.0), (
+                        f"no planner output for frame {i}")
+            ttc = np.array(received["ttc"][:100], dtype=np.float64)
+            d = np.array(truth)
+            assert np.allclose(received["dist"][:100], d, atol=0.1 + 1e-3)
+            rel = np.abs(ttc[20:] - d[20:] / 10.0) / (d[20:] / 10.0)
+            assert np.median(rel) < 0.05
+            adv = received["adv"][:100]
+            assert set(adv) <= set(ADVISORIES)
+            order = [a for k, a in enumerate(adv) if k == 0 or adv[k - 1] != a]
+            assert order == ["none", "caution", "brake"]
+            assert d[adv.index("caution")] == pytest.approx(40.0, abs=1.0)
+            assert d[adv.index("brake")] == pytest.approx(20.0, abs=1.0)
     finally:
-        executor.shutdown()
         node.destroy_node()
-        spin.join(timeout=5)
     assert proc.wait_for_output("advisory caution -> brake", timeout_s=5.0)
     assert "advisory none -> caution" in proc.output()
     assert proc.stop() == 0

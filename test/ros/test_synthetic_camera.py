@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from ros_env import spinning
 
 from depthssd_core.classes import CLASSES
 from depthssd_ros.synthetic_camera_node import (
@@ -107,17 +108,7 @@ def test_topics_match_carla_ros_bridge(node_process, rclpy_context):
         subs.append(node.create_subscription(msg_type, topic, cb, qos))
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
-    # Spin in slices until told to stop, so the executor is shut down only after the thread
-    # left it (shutting it down under a running spin() raises in that thread).
-    stop_spinning = threading.Event()
-
-    def spin_until_stopped() -> None:
-        while not stop_spinning.is_set():
-            executor.spin_once(timeout_sec=0.05)
-
-    spin = threading.Thread(target=spin_until_stopped, daemon=True)
-    spin.start()
-    try:
+    with spinning(executor):
         deadline = time.monotonic() + 60.0
         while True:
             with lock:
@@ -133,10 +124,6 @@ def test_topics_match_carla_ros_bridge(node_process, rclpy_context):
         names_types = dict(node.get_topic_names_and_types())
         endpoint_info = {key: node.get_publishers_info_by_topic(topic)
                          for key, (_, topic) in topics.items()}
-    finally:
-        stop_spinning.set()
-        spin.join(timeout=5)
-        executor.shutdown()
     assert proc.stop() == 0
 
     # Topic names and types.
