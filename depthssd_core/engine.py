@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from depthssd_core.backends.base import INPUT_NAMES, OUTPUT_NAMES
+from depthssd_core.hashing import file_sha256
 
 #: First TensorRT version that builds the strongly typed network from the FP16 ONNX.
 STRONGLY_TYPED_MIN_VERSION = (10, 12)
@@ -79,14 +80,6 @@ def gpu_identity(device_index: int = 0) -> dict[str, str]:
     return {"gpu_name": torch.cuda.get_device_name(device_index),
             "compute_capability": f"{major}.{minor}"}
 
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def onnx_io(onnx_path: str | Path) -> dict[str, dict[str, Any]]:

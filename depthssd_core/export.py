@@ -11,7 +11,6 @@ is ready for a strongly typed TensorRT build; its IO stays float32.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 
 from depthssd_core.classes import CLASSES
+from depthssd_core.hashing import file_sha256
 from depthssd_core.model.anchors import (
     anchor_scales,
     anchors_for,
@@ -185,14 +185,6 @@ def build_sidecar(
         "onnx_sha256": file_sha256(onnx_path),
     }
 
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_sidecar(onnx_path: str | Path, verify_hash: bool = True) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def export_cached_onnx(checkpoint: Path, model: Any, cache_dir: str | Path | Non
     graph cannot hold (M_0 is a weight used outside ``forward``).
     """
     from depthssd_core import export
-    from depthssd_core.engine import file_sha256
+    from depthssd_core.hashing import file_sha256
     from depthssd_core.runtime import model_info_from_module
 
     digest = file_sha256(checkpoint)[:16]
