@@ -198,24 +198,14 @@ class ModelConfig:
 
 # conv_small is sized for the CPU budget (about 2x the backbone's ONNX Runtime time); the medium
 # variants target a GPU and afford a wider, deeper neck.
+# The neck and depth decoder shared by the medium backbones.
+_MEDIUM_NECK: dict[str, Any] = {
+    "neck_dim": 96, "neck_layers": 2, "neck_ffn_ratio": 2.0, "kv_pool": 4, "depth_dim": 48}
+
 NAMED_CONFIGS: dict[str, ModelConfig] = {
     "conv_small": ModelConfig(),
     "conv_medium": ModelConfig(
-        name="conv_medium",
-        backbone="mobilenetv4_conv_medium",
-        neck_dim=96,
-        neck_layers=2,
-        neck_ffn_ratio=2.0,
-        kv_pool=4,
-        depth_dim=48,
-    ),
+        name="conv_medium", backbone="mobilenetv4_conv_medium", **_MEDIUM_NECK),
     "hybrid_medium": ModelConfig(
-        name="hybrid_medium",
-        backbone="mobilenetv4_hybrid_medium",
-        neck_dim=96,
-        neck_layers=2,
-        neck_ffn_ratio=2.0,
-        kv_pool=4,
-        depth_dim=48,
-    ),
+        name="hybrid_medium", backbone="mobilenetv4_hybrid_medium", **_MEDIUM_NECK),
 }
