@@ -18,6 +18,7 @@ from depthssd_core.classes import NUM_CLASSES
 # JSON has no tuples: these fields come back from a dict as lists and are turned into tuples.
 _TUPLE_FIELDS = ("anchor_aspect_ratios", "mean", "std")
 
+ANCHOR_SPACINGS = ("linear", "geometric")
 BACKBONES = ("mobilenetv4_conv_small", "mobilenetv4_conv_medium", "mobilenetv4_hybrid_medium")
 
 
@@ -48,6 +49,9 @@ class ModelConfig:
         anchor_aspect_ratios: Extra aspect ratios per detection level (SSD style, each adds two).
         anchor_min_ratio: Smallest anchor scale, relative to min(height, width) of the input.
         anchor_max_ratio: Largest anchor scale, relative to min(height, width) of the input.
+        anchor_spacing: How the level scales run from min to max: ``linear`` (SSD, torchvision)
+            or ``geometric`` (a constant factor per level, which keeps small objects from
+            falling between the two finest levels).
         anchor_clip: Clip anchor width/height to the image size (torchvision's ``clip``).
         depth_dim: Channels of the stride-4 depth decoder.
         canonical_focal_px: Focal length of the canonical camera the depth head predicts for.
@@ -78,6 +82,7 @@ class ModelConfig:
     anchor_aspect_ratios: tuple[int, ...] = (2, 3)
     anchor_min_ratio: float = 0.08
     anchor_max_ratio: float = 0.95
+    anchor_spacing: str = "linear"
     anchor_clip: bool = True
     depth_dim: int = 32
     canonical_focal_px: float = 1000.0
@@ -144,6 +149,9 @@ class ModelConfig:
                 raise ValueError(f"{name}: must be a positive finite number, got {value!r}")
         if not 0 < self.anchor_min_ratio < self.anchor_max_ratio <= 1.0:
             raise ValueError("anchor_min_ratio/anchor_max_ratio: need 0 < min < max <= 1")
+        if self.anchor_spacing not in ANCHOR_SPACINGS:
+            raise ValueError(f"anchor_spacing: must be one of {', '.join(ANCHOR_SPACINGS)}, "
+                             f"got {self.anchor_spacing!r}")
         if any(int(r) != r or r < 1 for r in self.anchor_aspect_ratios):
             raise ValueError(
                 f"anchor_aspect_ratios: need integers >= 1, got {self.anchor_aspect_ratios}"

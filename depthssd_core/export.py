@@ -169,6 +169,7 @@ def build_sidecar(
             "aspect_ratios": list(cfg.anchor_aspect_ratios),
             "min_ratio": cfg.anchor_min_ratio,
             "max_ratio": cfg.anchor_max_ratio,
+            "spacing": cfg.anchor_spacing,
             "scales": anchor_scales(cfg),
             "clip": cfg.anchor_clip,
             "scale_reference": "min(height, width)",

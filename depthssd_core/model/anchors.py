@@ -3,7 +3,8 @@
 Plain numpy so backends without torch modules (ONNX Runtime, TensorRT) compute exactly the
 anchors the torch model uses. The scale and aspect-ratio rule is torchvision's
 ``DefaultBoxGenerator`` (linear scales from ``anchor_min_ratio`` to ``anchor_max_ratio``, a
-geometric-mean scale, two boxes per extra aspect ratio). One deliberate difference: torchvision
+geometric-mean scale, two boxes per extra aspect ratio); ``anchor_spacing: geometric`` spaces
+the level scales by a constant factor instead. One deliberate difference: torchvision
 multiplies relative widths by the image width and heights by the image height, which makes an
 "aspect 1" box 16:9 on a 640x360 input; here scales are relative to ``min(height, width)`` so
 every box has its nominal aspect ratio in pixels. On square inputs both agree (tested).
@@ -38,10 +39,12 @@ def feature_sizes(cfg: ModelConfig, height: int, width: int) -> list[tuple[int, 
 def anchor_scales(cfg: ModelConfig) -> list[float]:
     """Scales s_k of the levels plus the trailing 1.0 used for the last geometric mean."""
     k = cfg.num_detection_levels
-    span = cfg.anchor_max_ratio - cfg.anchor_min_ratio
+    lo, hi = cfg.anchor_min_ratio, cfg.anchor_max_ratio
     if k == 1:
-        return [cfg.anchor_min_ratio, cfg.anchor_max_ratio]
-    return [cfg.anchor_min_ratio + span * i / (k - 1.0) for i in range(k)] + [1.0]
+        return [lo, hi]
+    if cfg.anchor_spacing == "geometric":
+        return [lo * (hi / lo) ** (i / (k - 1.0)) for i in range(k)] + [1.0]
+    return [lo + (hi - lo) * i / (k - 1.0) for i in range(k)] + [1.0]
 
 
 def anchor_shapes(cfg: ModelConfig) -> list[list[tuple[float, float]]]:

@@ -13,6 +13,7 @@ from torchvision.models.detection.image_list import ImageList
 
 from depthssd_core.config import ModelConfig
 from depthssd_core.model import anchors_for, anchors_per_location, feature_sizes
+from depthssd_core.model.anchors import anchor_scales
 
 SIZES = [(360, 640), (384, 640), (300, 500), (192, 320), (97, 131)]
 
@@ -102,3 +103,25 @@ def test_more_levels_more_anchors_and_bad_size():
     assert len(feature_sizes(cfg, 360, 640)) == 6
     with pytest.raises(ValueError, match="positive"):
         anchors_for(cfg, 0, 640)
+
+
+def test_geometric_spacing_matches_torchvision_with_explicit_scales():
+    cfg = ModelConfig(anchor_spacing="geometric", anchor_min_ratio=0.04, anchor_max_ratio=0.95)
+    scales = anchor_scales(cfg)
+    k = cfg.num_detection_levels
+    # A constant factor between neighbouring levels, from min to max.
+    factors = np.array(scales[1:k]) / np.array(scales[: k - 1])
+    np.testing.assert_allclose(factors, (0.95 / 0.04) ** (1 / (k - 1)), rtol=1e-9)
+    assert scales[0] == 0.04 and abs(scales[k - 1] - 0.95) < 1e-12
+    size = 320
+    gen = DefaultBoxGenerator([list(cfg.anchor_aspect_ratios)] * k, scales=scales,
+                              clip=cfg.anchor_clip)
+    images = ImageList(torch.zeros(1, 3, size, size), [(size, size)])
+    maps = [torch.zeros(1, 1, h, w) for h, w in feature_sizes(cfg, size, size)]
+    np.testing.assert_allclose(anchors_for(cfg, size, size), gen(images, maps)[0].numpy(),
+                               atol=1e-3)
+
+
+def test_unknown_anchor_spacing_is_rejected_by_name():
+    with pytest.raises(ValueError, match="anchor_spacing"):
+        ModelConfig(anchor_spacing="log")
