@@ -341,20 +341,33 @@ def coco_evaluate(gt: dict[str, Any], detections: list[dict[str, Any]],
 
 
 def near_subset(gt: dict[str, Any], classes: Sequence[str] = NEAR_CLASSES,
-                max_distance_m: float = 60.0) -> tuple[dict[str, Any], list[int]]:
-    """Ground truth for "classes within ``max_distance_m``": farther objects become crowd.
+                max_distance_m: float = 60.0, *, min_height_frac: float = 0.0,
+                max_occlusion: float = 1.0, max_truncation: float = 1.0,
+                ) -> tuple[dict[str, Any], list[int]]:
+    """Ground truth for "classes within ``max_distance_m``": other objects become crowd.
+
+    Crowd boxes are ignored by pycocotools: they count neither as misses nor, when a detection
+    lands on them, as false positives. The optional limits make a KITTI-like "clearly visible"
+    subset: a box shorter than ``min_height_frac`` of the image height, or more occluded or
+    truncated than the given fractions, is ignored too.
 
     Returns:
         (COCO dict, category ids to evaluate).
     """
     cat_ids = [CLASSES.index(c) + 1 for c in classes]
+    heights = {im["id"]: im["height"] for im in gt.get("images", [])}
     anns = []
     for a in gt["annotations"]:
         if a["category_id"] not in cat_ids:
             continue
         a = dict(a)
         d = a.get("distance_m")
-        if d is not None and d > max_distance_m:
+        too_far = d is not None and d > max_distance_m
+        image_h = heights.get(a["image_id"])
+        too_small = image_h is not None and a["bbox"][3] < min_height_frac * image_h
+        hidden = (a.get("occlusion", 0.0) > max_occlusion
+                  or a.get("truncation", 0.0) > max_truncation)
+        if too_far or too_small or hidden:
             a["iscrowd"] = 1
         anns.append(a)
     return {**gt, "annotations": anns}, cat_ids

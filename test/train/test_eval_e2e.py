@@ -52,6 +52,8 @@ def test_eval_cli_writes_metrics_and_plots(tiny, tmp_path, capsys):
         assert key in m["detection"]
     assert m["near_detection"]["classes"] == ["car", "truck", "bus", "pedestrian"]
     assert "map50" in m["near_detection"]
+    assert m["near_visible_detection"]["min_height_frac"] == pytest.approx(20 / 360)
+    assert "map50" in m["near_visible_detection"]
     for key in ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3"):
         assert isinstance(m["depth"][key], float)
     assert m["depth"]["num_images"] == 4

@@ -154,6 +154,30 @@ def test_near_subset_ignores_far_objects():
     assert coco_evaluate(near_gt, dets, cats)["map50"] == pytest.approx(1.0)
 
 
+def test_visible_subset_ignores_small_hidden_and_truncated_boxes():
+    gt = _gt()
+    extra = [
+        # 8 px tall in a 100 px image: under the 10 % limit.
+        {"id": 4, "image_id": 1, "category_id": 1, "bbox": [60, 60, 20, 8], "area": 160,
+         "iscrowd": 0, "distance_m": 30.0},
+        {"id": 5, "image_id": 1, "category_id": 6, "bbox": [40, 40, 10, 30], "area": 300,
+         "iscrowd": 0, "distance_m": 15.0, "occlusion": 0.8},
+        {"id": 6, "image_id": 2, "category_id": 6, "bbox": [80, 10, 10, 30], "area": 300,
+         "iscrowd": 0, "distance_m": 15.0, "truncation": 0.5},
+    ]
+    gt["annotations"] += extra
+    vis, cats = near_subset(gt, ("car", "pedestrian"), 60.0, min_height_frac=0.1,
+                            max_occlusion=0.5, max_truncation=0.3)
+    assert [a["iscrowd"] for a in vis["annotations"]] == [0, 1, 0, 1, 1, 1]
+    # Without the limits only the 80 m car is ignored.
+    near, _ = near_subset(gt, ("car", "pedestrian"), 60.0)
+    assert [a["iscrowd"] for a in near["annotations"]] == [0, 1, 0, 0, 0, 0]
+    found = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+              "score": 0.9} for a in gt["annotations"] if a["id"] in (1, 3)]
+    assert coco_evaluate(vis, found, cats)["map50"] == pytest.approx(1.0)
+    assert coco_evaluate(near, found, cats)["map50"] < 0.9
+
+
 def test_floors_and_memory_verdict():
     values = {"near_map50": 0.7, "depth_abs_rel": 0.12, "depth_delta1": 0.95,
               "distance_median_abs_rel_under_40m": float("nan")}
