@@ -178,7 +178,9 @@ def run_pass(perceptor: Perceptor, root: Path, split: str, opts: EvalOptions,
         # Not a floor: the same classes and range without the boxes a KITTI-style benchmark
         # would not score (see VISIBLE_LIMITS).
         "near_visible_detection": {**VISIBLE_LIMITS, "map50": visible["map50"],
-                                   "map": visible["map"], "per_class": visible["per_class"]},
+                                   "map": visible["map"], "per_class": visible["per_class"],
+                                   # Where a node's score_threshold would do best on this data.
+                                   "best_f1_50": visible.get("best_f1_50")},
         "depth": depth_acc.summary(),
         "distance": {**dist, "score_threshold": opts.distance_score_threshold},
         "jitter": jitter_summary(objects),

@@ -293,8 +293,8 @@ def coco_evaluate(gt: dict[str, Any], detections: list[dict[str, Any]],
 
     Returns:
         ``map`` (AP@[.5:.95]), ``map50`` (means over categories that have ground truth),
-        ``per_class`` {name: {ap, ap50, num_gt}} and ``pr50`` {name: (recall, precision)}
-        at IoU .5 (all areas, 100 detections).
+        ``per_class`` {name: {ap, ap50, num_gt}}, ``pr50`` {name: (recall, precision)}
+        at IoU .5 (all areas, 100 detections) and ``best_f1_50`` (see ``best_f1_point``).
     """
     from pycocotools.cocoeval import COCOeval
 
@@ -311,7 +311,7 @@ def coco_evaluate(gt: dict[str, Any], detections: list[dict[str, Any]],
              "per_class": {names[c]: {"ap": 0.0 if num_gt[c] else math.nan,
                                       "ap50": 0.0 if num_gt[c] else math.nan,
                                       "num_gt": num_gt[c]} for c in cats},
-             "pr50": {}}
+             "pr50": {}, "best_f1_50": best_f1_point([])}
     if not dets or not gt["annotations"]:
         return empty
     coco_gt = _coco(gt)
@@ -337,7 +337,44 @@ def coco_evaluate(gt: dict[str, Any], detections: list[dict[str, Any]],
             pr50[names[cat]] = (recall_pts.tolist(), np.clip(p50, 0, None).tolist())
     return {"map": float(np.mean(aps)) if aps else math.nan,
             "map50": float(np.mean(ap50s)) if ap50s else math.nan,
-            "per_class": per_class, "pr50": pr50}
+            "per_class": per_class, "pr50": pr50, "best_f1_50": best_f1_point(ev.evalImgs)}
+
+
+def best_f1_point(eval_imgs: Sequence[dict[str, Any] | None]) -> dict[str, float]:
+    """The score threshold with the highest F1 at IoU 0.5, all classes pooled.
+
+    Reads pycocotools' per-image matches (``COCOeval.evalImgs`` after ``evaluate``) for IoU
+    0.5 and the "all" area range, so crowd/ignored boxes are treated exactly as in the AP:
+    a detection on an ignored box is neither a true nor a false positive.
+
+    Returns:
+        ``threshold``, ``precision``, ``recall``, ``f1`` (NaN without ground truth or
+        detections).
+    """
+    scores, hits, num_gt = [], [], 0
+    for e in eval_imgs:
+        if e is None or e["aRng"] != [0, 1e10]:
+            continue
+        num_gt += int(np.sum(~np.asarray(e["gtIgnore"], bool)))
+        keep = ~np.asarray(e["dtIgnore"][0], bool)
+        scores.extend(np.asarray(e["dtScores"])[keep].tolist())
+        hits.extend((np.asarray(e["dtMatches"][0])[keep] > 0).tolist())
+    nan = {"threshold": math.nan, "precision": math.nan, "recall": math.nan, "f1": math.nan}
+    if not num_gt or not scores:
+        return nan
+    order = np.argsort(-np.asarray(scores), kind="mergesort")
+    sorted_scores = np.asarray(scores)[order]
+    tp = np.cumsum(np.asarray(hits, float)[order])
+    n = np.arange(1, len(order) + 1)
+    # A threshold keeps every detection scoring at least as much: only the last of equal
+    # scores is a valid cut.
+    last = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
+    precision, recall = tp / n, tp / num_gt
+    f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    f1 = np.where(last, f1, -1.0)
+    i = int(np.argmax(f1))
+    return {"threshold": float(sorted_scores[i]), "precision": float(precision[i]),
+            "recall": float(recall[i]), "f1": float(f1[i])}
 
 
 def near_subset(gt: dict[str, Any], classes: Sequence[str] = NEAR_CLASSES,

@@ -178,6 +178,29 @@ def test_visible_subset_ignores_small_hidden_and_truncated_boxes():
     assert coco_evaluate(near, found, cats)["map50"] < 0.9
 
 
+def test_best_f1_threshold_pools_classes_and_skips_ignored_boxes():
+    gt = _gt()  # cars at 10 m (image 1) and 80 m (image 2), a pedestrian at 20 m (image 2)
+    gt["annotations"].append({"id": 4, "image_id": 1, "category_id": 6, "bbox": [60, 10, 10, 30],
+                              "area": 300, "iscrowd": 0, "distance_m": 15.0})
+    near, cats = near_subset(gt, ("car", "pedestrian"), 60.0)  # 3 scored boxes, 80 m car ignored
+
+    def det(image, cat, box, score):
+        return {"image_id": image, "category_id": cat, "bbox": box, "score": score}
+
+    dets = [det(1, 1, [0, 0, 20, 20], 0.9),        # hit
+            det(1, 1, [30, 70, 20, 20], 0.8),      # false positive
+            det(2, 6, [10, 10, 10, 30], 0.7),      # hit
+            det(2, 1, [50, 50, 20, 20], 0.6),      # on the ignored 80 m car: not counted
+            det(1, 6, [60, 10, 10, 30], 0.3),      # hit
+            det(2, 6, [80, 60, 10, 30], 0.2)]      # false positive
+    best = coco_evaluate(near, dets, cats)["best_f1_50"]
+    # Cut at 0.3: 3 hits of 4 counted detections, all 3 objects -> P 0.75, R 1, F1 6/7.
+    assert best["threshold"] == pytest.approx(0.3)
+    assert best["precision"] == pytest.approx(0.75) and best["recall"] == pytest.approx(1.0)
+    assert best["f1"] == pytest.approx(6 / 7)
+    assert math.isnan(coco_evaluate(near, [], cats)["best_f1_50"]["f1"])
+
+
 def test_floors_and_memory_verdict():
     values = {"near_map50": 0.7, "depth_abs_rel": 0.12, "depth_delta1": 0.95,
               "distance_median_abs_rel_under_40m": float("nan")}
