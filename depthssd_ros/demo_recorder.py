@@ -10,6 +10,7 @@ bar; :func:`write_video` and :func:`write_contact_sheet` turn them into files.
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
@@ -116,6 +117,9 @@ class DemoRecorder(Node):
         self.advisory_counts: Counter[str] = Counter()
         self.started = time.monotonic()
         self.lock = threading.Lock()
+        # The overlay callback runs in its own group: parts and video are shared with the main
+        # group's callbacks.
+        self.video_lock = threading.RLock()
         group = MutuallyExclusiveCallbackGroup()
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -133,7 +137,10 @@ class DemoRecorder(Node):
         sub(Detection2DArray, topics["detections"], self._on_detections)
         sub(Image, topics["depth"], self._on_depth)
         if record_video:
-            sub(Image, topics["overlay"], self._on_overlay)
+            # Its own group: in the busy main group the executor always found an earlier
+            # subscription ready first, so overlays waited until the run ended (a video of a
+            # few frames).
+            sub(Image, topics["overlay"], self._on_overlay, MutuallyExclusiveCallbackGroup())
         sub(DiagnosticArray, "/diagnostics", self._on_diagnostics)
         self.node_diagnostics: dict[str, str] = {}
         sub(String, topics["advisory"], self._on_advisory)
@@ -183,21 +190,18 @@ class DemoRecorder(Node):
         boxes = labelled_boxes(msg)
         self.objects_last = len(boxes)
         self._scored(self.evaluator.add_detections(stamp, boxes))
-        self._part(stamp)["detections"] = boxes
-        self._try_compose(stamp)
+        self._set_part(stamp, "detections", boxes)
 
     def _on_depth(self, msg) -> None:
         stamp = stamp_ns(msg.header)
         depth = image_to_depth(msg)
         self.evaluator.add_predicted_depth(stamp, depth)
         if self.record_video:
-            self._part(stamp)["depth"] = depth
-            self._try_compose(stamp)
+            self._set_part(stamp, "depth", depth)
 
     def _on_overlay(self, msg) -> None:
         stamp = stamp_ns(msg.header)
-        self._part(stamp)["overlay"] = image_to_frame(msg).copy()
-        self._try_compose(stamp)
+        self._set_part(stamp, "overlay", image_to_frame(msg).copy())
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
@@ -222,23 +226,30 @@ class DemoRecorder(Node):
         self.ttc_s = float(msg.data)
 
     # -------------------------------------------------------------- video
-    def _part(self, stamp: int) -> dict[str, Any]:
-        part = self.parts.setdefault(stamp, {})
-        while len(self.parts) > 30:
-            self.parts.popitem(last=False)
-        return part
+    def _set_part(self, stamp: int, key: str, value: Any) -> None:
+        with self.video_lock:
+            self.parts.setdefault(stamp, {})[key] = value
+            while len(self.parts) > 30:
+                self.parts.popitem(last=False)
+            self._try_compose(stamp)
 
     def _try_compose(self, stamp: int) -> None:
         if not self.record_video:
             return
-        part = self.parts.get(stamp)
-        if part is None or not {"overlay", "depth", "detections"} <= part.keys():
-            return
-        if stamp not in self.truth or len(self.video) >= VIDEO_FRAMES_MAX:
-            return
-        del self.parts[stamp]
-        self.video.append(self.compose(stamp, part))
-        self.video_stamps.append(stamp)
+        with self.video_lock:
+            part = self.parts.get(stamp)
+            if part is None or not {"overlay", "depth", "detections"} <= part.keys():
+                return
+            truth_ready = stamp in self.truth
+            if not truth_ready or len(self.video) >= VIDEO_FRAMES_MAX:
+                return
+            del self.parts[stamp]
+        frame = self.compose(stamp, part)
+        with self.video_lock:
+            # Two callback groups compose: keep the video in stamp order.
+            at = bisect.bisect(self.video_stamps, stamp)
+            self.video.insert(at, frame)
+            self.video_stamps.insert(at, stamp)
 
     def compose(self, stamp: int, part: dict[str, Any]) -> np.ndarray:
         """Overlay (with thin true boxes) | depth, and a status bar below."""

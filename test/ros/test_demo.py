@@ -114,6 +114,10 @@ def test_demo_runs_end_to_end(model_path, tmp_path):
         decoded.append(frame)
     cap.release()
     assert len(decoded) == frames["video"] >= 1
+    # Most scored frames make it into the video. (At 640x360 with ONNX Runtime the overlay
+    # subscription once starved behind the recorder's other callbacks and only the last few
+    # frames were composed; this small, light run did not show that, `make demo` did.)
+    assert frames["video"] >= 0.5 * frames["scored"], frames
     # Overlay and depth side by side, status bar below (a GIF is written at half size).
     scale = 1 if video.suffix == ".mp4" else 2
     assert decoded[0].shape[:2] == ((HEIGHT + 30) // scale, 2 * WIDTH // scale)
