@@ -117,7 +117,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("num_threads", 2, "CPU threads of the backend (ONNX Runtime intra-op, torch).",
               1, 64),
     # --- detection (may change at run time) ---
-    ParamSpec("score_threshold", 0.4, "Minimum class probability of a published detection.",
+    ParamSpec("score_threshold", 0.3, "Minimum class probability of a published detection.",
               0.0, 1.0, dynamic=True),
     ParamSpec("nms_iou", 0.5,
               "IoU above which a lower-scored box of the same class is suppressed.",
