@@ -33,6 +33,10 @@ from visualization_msgs.msg import Marker, MarkerArray
 from depthssd_core.classes import CLASSES
 from depthssd_core.geometry import CameraIntrinsics
 from depthssd_ros import conversions as conv
+from depthssd_ros.params import SPECS
+
+# The node runs with its declared defaults; tests that change a value put this one back.
+DEFAULT_SCORE = SPECS["score_threshold"].default
 
 NODE = "/depthssd_node"
 WIDTH, HEIGHT = 192, 108
@@ -201,7 +205,7 @@ def test_every_frame_gets_one_detection_array_and_depth_with_its_header(rig):
         for det in msg.detections:
             assert det.header == msg.header
             assert det.results[0].hypothesis.class_id in CLASSES
-            assert det.results[0].hypothesis.score >= 0.4  # the default score_threshold
+            assert det.results[0].hypothesis.score >= DEFAULT_SCORE
             assert int(det.id) >= 1
             box = det.bbox
             assert 0 <= box.center.position.x <= WIDTH and 0 <= box.center.position.y <= HEIGHT
@@ -262,7 +266,8 @@ def test_detection_fields_and_class_filter(rig):
                  for d in m.detections}
         assert names and names <= {"car", "pedestrian"}
     finally:
-        restore = {"score_threshold": 0.4, "max_detections": 100, "classes": list(CLASSES)}
+        restore = {"score_threshold": DEFAULT_SCORE, "max_detections": 100,
+                   "classes": list(CLASSES)}
         for name, value in restore.items():
             [ok] = rig.client.set_parameters(NODE, {name: value})
             assert ok.successful
@@ -278,7 +283,7 @@ def test_empty_result_is_still_published(rig):
         assert all(len(m.detections) == 0 for m in rig.dets.messages)
         assert all(m.header.frame_id == FRAME_ID for m in rig.dets.messages)
     finally:
-        [ok] = rig.client.set_parameters(NODE, {"score_threshold": 0.4})
+        [ok] = rig.client.set_parameters(NODE, {"score_threshold": DEFAULT_SCORE})
         assert ok.successful
 
 
@@ -290,7 +295,7 @@ def test_label_info_is_latched_for_late_subscribers(rig):
     msg = inbox.messages[-1]
     assert [c.class_name for c in msg.class_map] == list(CLASSES)
     assert [c.class_id for c in msg.class_map] == list(range(1, len(CLASSES) + 1))
-    assert msg.threshold == pytest.approx(0.4)
+    assert msg.threshold == pytest.approx(DEFAULT_SCORE)
 
 
 def test_overlay_and_markers_for_subscribers(rig):
