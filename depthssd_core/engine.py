@@ -81,7 +81,6 @@ def gpu_identity(device_index: int = 0) -> dict[str, str]:
             "compute_capability": f"{major}.{minor}"}
 
 
-
 def onnx_io(onnx_path: str | Path) -> dict[str, dict[str, Any]]:
     """Names, shapes (None for dynamic dims) and element types of an ONNX graph's IO.
 

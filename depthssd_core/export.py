@@ -187,7 +187,6 @@ def build_sidecar(
     }
 
 
-
 def read_sidecar(onnx_path: str | Path, verify_hash: bool = True) -> dict[str, Any]:
     """Load the sidecar of an ONNX file, optionally checking the recorded SHA-256.
 

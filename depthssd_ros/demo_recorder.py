@@ -119,7 +119,7 @@ class DemoRecorder(Node):
         self.lock = threading.Lock()
         # The overlay callback runs in its own group: parts and video are shared with the main
         # group's callbacks.
-        self.video_lock = threading.RLock()
+        self.video_lock = threading.Lock()
         group = MutuallyExclusiveCallbackGroup()
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -231,7 +231,7 @@ class DemoRecorder(Node):
             self.parts.setdefault(stamp, {})[key] = value
             while len(self.parts) > 30:
                 self.parts.popitem(last=False)
-            self._try_compose(stamp)
+        self._try_compose(stamp)
 
     def _try_compose(self, stamp: int) -> None:
         if not self.record_video:
@@ -240,10 +240,10 @@ class DemoRecorder(Node):
             part = self.parts.get(stamp)
             if part is None or not {"overlay", "depth", "detections"} <= part.keys():
                 return
-            truth_ready = stamp in self.truth
-            if not truth_ready or len(self.video) >= VIDEO_FRAMES_MAX:
+            if stamp not in self.truth or len(self.video) >= VIDEO_FRAMES_MAX:
                 return
             del self.parts[stamp]
+        # Composing (colour maps, text) runs outside the lock.
         frame = self.compose(stamp, part)
         with self.video_lock:
             # Two callback groups compose: keep the video in stamp order.
