@@ -1,4 +1,5 @@
-"""depthssd_ros: one ament_python package holding depthssd_core, depthssd_train and the nodes."""
+"""depthssd_ros: one ament_python package holding depthssd_core, depthssd_sim, depthssd_train
+and the nodes."""
 
 from pathlib import Path
 
@@ -22,7 +23,8 @@ def _tree(folder: str, patterns: tuple[str, ...]) -> list[tuple[str, list[str]]]
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(include=["depthssd_core*", "depthssd_train*", "depthssd_ros*"]),
+    packages=find_packages(include=["depthssd_core*", "depthssd_sim*", "depthssd_train*",
+                                    "depthssd_ros*"]),
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -69,7 +69,7 @@ def make_random_model(folder: Path) -> Path:
 
 def synthetic_frames(count: int, width: int, height: int, seed: int = 11) -> list[Any]:
     """``count`` frames of one synthetic driving sequence (camera 2 m high, 90 degrees)."""
-    from depthssd_train.synth import SyntheticWorld
+    from depthssd_sim import SyntheticWorld
 
     world = SyntheticWorld(seed=seed, width=width, height=height, fov_deg=90.0,
                            camera_height_m=2.0, camera_pitch_rad=0.0)

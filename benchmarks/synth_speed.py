@@ -21,7 +21,7 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
-from depthssd_train.synth import SyntheticWorld  # noqa: E402
+from depthssd_sim import SyntheticWorld  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

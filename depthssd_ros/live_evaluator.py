@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from depthssd_train.metrics import depth_metrics, match_detections
+from depthssd_core.metrics import depth_metrics, match_detections
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def match_frame(detections: list[LabelledBox], truths: list[LabelledBox],
                 expected: list[bool], iou_threshold: float, stamp_ns: int = 0) -> FrameScore:
     """Match one frame's detections to its true objects of the same class.
 
-    The matching is the offline evaluation's (:func:`depthssd_train.metrics.match_detections`:
+    The matching is the offline evaluation's (:func:`depthssd_core.metrics.match_detections`:
     detections by falling score, each taking the free same-class truth of highest IoU), so the
     live numbers mean what ``depthssd-eval``'s mean.
 
@@ -141,7 +141,7 @@ def depth_abs_rel(predicted_m: np.ndarray, true_m: np.ndarray, max_depth_m: floa
     """AbsRel of a depth map, as the offline evaluation computes it (Eigen, KITTI clamping).
 
     Pixels with a true depth in [``min_depth_m``, ``max_depth_m``] and a finite prediction
-    count (:func:`depthssd_train.metrics.depth_metrics`). The prediction is resized (nearest
+    count (:func:`depthssd_core.metrics.depth_metrics`). The prediction is resized (nearest
     neighbour) to the true map's size if they differ. Returns NaN when no pixel qualifies.
     """
     pred = np.asarray(predicted_m, dtype=np.float32)

@@ -48,7 +48,7 @@ from depthssd_core.classes import CLASSES
 from depthssd_core.geometry import backproject
 from depthssd_ros.conversions import depth_to_image, intrinsics_to_camera_info
 from depthssd_ros.node_main import run_node
-from depthssd_train.synth import FRAME_DT_S, SyntheticWorld, SynthFrame
+from depthssd_sim import FRAME_DT_S, SyntheticWorld, SynthFrame
 
 #: carla-ros-bridge's sensor QoS: reliable, keep last 10 (volatile).
 BRIDGE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from depthssd_core.classes import CLASSES
+from depthssd_core.metrics import match_detections
 from depthssd_core.runtime import Perceptor, PerceptorSettings
 from depthssd_train.dataset.format import (
     group_by_sequence,
@@ -39,7 +40,6 @@ from depthssd_train.metrics import (
     coco_evaluate,
     distance_summary,
     jitter_summary,
-    match_detections,
     near_subset,
 )
 

@@ -149,7 +149,7 @@ class RandomClipStream(IterableDataset):
         self.sample_seed, self.buffer_clips, self.prefix = sample_seed, buffer_clips, prefix
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
-        from depthssd_train.synth.world import SyntheticWorld  # heavy: import in the worker
+        from depthssd_sim.world import SyntheticWorld  # heavy: import in the worker
 
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)

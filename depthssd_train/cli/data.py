@@ -68,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _synth_frames(args: argparse.Namespace) -> Iterator:
+    from depthssd_sim import SyntheticWorld
     from depthssd_train.dataset.format import frame_from_synth
-    from depthssd_train.synth import SyntheticWorld
 
     world = SyntheticWorld(seed=args.seed, width=args.width, height=args.height,
                            fov_deg=args.fov)

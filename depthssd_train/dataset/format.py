@@ -96,7 +96,7 @@ class LabeledFrame:
 
 
 def frame_from_synth(frame: Any) -> LabeledFrame:
-    """Convert a ``depthssd_train.synth.SynthFrame`` (labelled with boxes and depth)."""
+    """Convert a ``depthssd_sim.SynthFrame`` (labelled with boxes and depth)."""
     objects = [
         ObjectLabel(
             category_id=int(o.category_id),

@@ -249,7 +249,7 @@ class SyntheticStreamDataset(IterableDataset):
         self.seed, self.sequence_prefix, self.world_kwargs = seed, sequence_prefix, world_kwargs
 
     def _world(self) -> Any:
-        from depthssd_train.synth import SyntheticWorld  # the renderer is heavy; load late
+        from depthssd_sim import SyntheticWorld  # the renderer is heavy; load late
 
         return SyntheticWorld(seed=self.seed, **self.world_kwargs)
 

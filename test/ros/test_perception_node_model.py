@@ -121,7 +121,7 @@ def model_node(perception, ros_client, tmp_path_factory):
         return by_stamp
 
     # The first inference pays for session creation; a frame must get through before timing.
-    from depthssd_train.synth import Scene, render_scene
+    from depthssd_sim import Scene, render_scene
 
     warm = render_scene(Scene(width=640, height=360, camera_height_m=2.0), timestamp_s=1.0)
     deadline = time.monotonic() + 120.0
@@ -144,7 +144,7 @@ def model_node(perception, ros_client, tmp_path_factory):
            "models/MODEL_CARD.md and issue 5",
 )
 def test_default_model_finds_objects_at_the_right_distance(model_node):
-    from depthssd_train.synth import SyntheticWorld
+    from depthssd_sim import SyntheticWorld
 
     world = SyntheticWorld(seed=7, width=640, height=360, fov_deg=90.0, camera_height_m=2.0,
                            camera_pitch_rad=0.0)
@@ -202,7 +202,7 @@ def test_default_model_finds_objects_at_the_right_distance(model_node):
 
 
 def test_empty_scene_gives_an_empty_array_that_is_still_published(model_node):
-    from depthssd_train.synth import Scene, render_scene
+    from depthssd_sim import Scene, render_scene
 
     frames = [render_scene(Scene(width=640, height=360, camera_height_m=2.0),
                            frame_index=i, timestamp_s=500.0 + 0.05 * i) for i in range(3)]

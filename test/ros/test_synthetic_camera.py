@@ -84,7 +84,7 @@ def test_topics_match_carla_ros_bridge(node_process, rclpy_context):
     from sensor_msgs.msg import CameraInfo, Image
     from vision_msgs.msg import Detection2DArray
 
-    from depthssd_train.synth import SyntheticWorld
+    from depthssd_sim import SyntheticWorld
 
     proc = node_process("depthssd_ros.synthetic_camera_node", [
         "--ros-args", "--params-file", str(ROOT / "config" / "synthetic_camera.yaml")])

@@ -11,12 +11,12 @@ import pytest
 import torch
 from pycocotools.coco import COCO
 
+from depthssd_sim import SyntheticWorld
 from depthssd_train.cli.data import main
 from depthssd_train.dataset.augment import Compose, HorizontalFlip, RandomScaleCrop
 from depthssd_train.dataset.format import load_index, read_depth_png, read_rgb_png
 from depthssd_train.dataset.torch_data import SyntheticStreamDataset, collate_clips
 from depthssd_train.dataset.validate import validate_dataset
-from depthssd_train.synth import SyntheticWorld
 
 SIZE = ["--width", "160", "--height", "90"]
 

@@ -11,14 +11,14 @@ import torch
 
 from depthssd_core.checkpoint import save_checkpoint
 from depthssd_core.config import ModelConfig
+from depthssd_core.metrics import depth_metrics
 from depthssd_core.model import build_model
 from depthssd_core.runtime import Perceptor, PerceptorSettings
+from depthssd_sim.world import SyntheticWorld
 from depthssd_train.cli.evaluate import main as eval_main
 from depthssd_train.dataset import DatasetWriter, frame_from_synth, read_rgb_png
 from depthssd_train.dataset.format import load_depth_format, load_index, read_depth_png
-from depthssd_train.metrics import depth_metrics
 from depthssd_train.plots import PLOT_FILES
-from depthssd_train.synth.world import SyntheticWorld
 
 TINY_MODEL = ModelConfig(input_width=160, input_height=96, neck_dim=32, memory_dk=8,
                          memory_dv=8)

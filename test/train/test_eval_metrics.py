@@ -1,20 +1,19 @@
-"""Metric functions of depthssd_train.metrics against hand-computed values."""
+"""Metric functions of depthssd_core.metrics and depthssd_train.metrics against hand-computed
+values."""
 
 import math
 
 import numpy as np
 import pytest
 
+from depthssd_core.metrics import box_iou_np, depth_metrics, match_detections
 from depthssd_train.evaluate import check_floors, memory_comparison
 from depthssd_train.metrics import (
     DepthAccumulator,
     ObjectRecord,
-    box_iou_np,
     coco_evaluate,
-    depth_metrics,
     distance_summary,
     jitter_summary,
-    match_detections,
     near_subset,
 )
 

@@ -13,7 +13,7 @@ import pytest
 
 from depthssd_core.classes import category_id
 from depthssd_core.geometry import CameraIntrinsics, flat_ground_depth
-from depthssd_train.synth import SKY_DEPTH_M, PlacedObject, Scene, render_scene
+from depthssd_sim import SKY_DEPTH_M, PlacedObject, Scene, render_scene
 
 
 def _only(frame, instance_id=1):

@@ -14,7 +14,7 @@ import pytest
 
 from depthssd_core.classes import NUM_CLASSES, category_id
 from depthssd_core.geometry import CameraIntrinsics, backproject, flat_ground_depth
-from depthssd_train.synth import FRAME_DT_S, SKY_DEPTH_M, SyntheticWorld, preview
+from depthssd_sim import FRAME_DT_S, SKY_DEPTH_M, SyntheticWorld, preview
 
 W, H = 128, 72
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from depthssd_core.geometry import flat_ground_depth
-from depthssd_train.synth import Road, Scene, render_scene
+from depthssd_sim import Road, Scene, render_scene
 
 
 def test_lateral_offset_inverts_road_coordinates_on_curves():

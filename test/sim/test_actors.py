@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from depthssd_core.classes import category_id
-from depthssd_train.synth.actors import (
+from depthssd_sim.actors import (
     VEHICLE_TEMPLATES,
     ActorTable,
     pedestrian_parts,
     traffic_light_parts,
     traffic_sign_parts,
 )
-from depthssd_train.synth.road import Road
+from depthssd_sim.road import Road
 
 # (length, width, height) bounds in metres of each class's labelled box.
 SIZES = {
