@@ -10,7 +10,7 @@ from dataset_helpers import pixel_box, toy_frame, toy_instance_map
 
 from depthssd_core.classes import category_id
 from depthssd_core.geometry import CameraIntrinsics
-from depthssd_train.carla.capture import build_frame
+from depthssd_train.carla.capture import build_frame, camera_pose
 from depthssd_train.carla.decode import (
     FrameActor,
     box3d_in_optical,
@@ -221,3 +221,29 @@ def test_frame_actor_from_type_attributes_and_geometry():
     assert around.rect_xyxy is None and around.ignore
     assert frame_actor("sensor.camera.rgb", {}, [], ahead, (0, 0, 0), (1, 1, 1), camera,
                        intr) is None
+
+
+def test_stored_carla_pose_convention():
+    """The pose a capture stores: CARLA's transform in radians; back to degrees it gives the
+    client's own matrix, and mirroring y gives the right-handed roll, -pitch, -yaw rotation
+    (the carla-ros-bridge conversion the dataset format documents)."""
+    carla = pytest.importorskip("carla")
+    t = carla.Transform(carla.Location(x=12.0, y=-3.5, z=2.0),
+                        carla.Rotation(pitch=-8.0, yaw=120.0, roll=4.0))
+    x, y, z, roll, pitch, yaw = camera_pose(t)
+    assert (x, y, z) == pytest.approx((12.0, -3.5, 2.0))
+    assert (roll, pitch, yaw) == pytest.approx(tuple(math.radians(a) for a in (4, -8, 120)))
+    matrix = carla_transform_matrix((x, y, z), [math.degrees(a) for a in (pitch, yaw, roll)])
+    np.testing.assert_allclose(matrix, np.array(t.get_matrix()), atol=1e-5)
+
+    def right_handed(r, p, w):  # R = Rz(yaw) Ry(pitch) Rx(roll), REP-103
+        rz = np.array([[math.cos(w), -math.sin(w), 0], [math.sin(w), math.cos(w), 0], [0, 0, 1]])
+        ry = np.array([[math.cos(p), 0, math.sin(p)], [0, 1, 0], [-math.sin(p), 0, math.cos(p)]])
+        rx = np.array([[1, 0, 0], [0, math.cos(r), -math.sin(r)], [0, math.sin(r), math.cos(r)]])
+        return rz @ ry @ rx
+
+    mirror = np.diag([1.0, -1.0, 1.0])
+    np.testing.assert_allclose(mirror @ matrix[:3, :3] @ mirror,
+                               right_handed(roll, -pitch, -yaw), atol=1e-5)
+    # Positive roll puts the right side (+y) down.
+    assert carla_transform_matrix((0, 0, 0), (0, 0, 30))[2, 1] < 0
