@@ -218,6 +218,13 @@ class CarlaSession:
         # Sorted by id so that one seed gives one choice whatever order the server lists them.
         return sorted(library.filter(pattern), key=lambda bp: bp.id)
 
+    @staticmethod
+    def _find(library: Any, blueprint_id: str) -> Any:
+        try:
+            return library.find(blueprint_id)
+        except (IndexError, RuntimeError) as err:  # the client raises IndexError for unknown ids
+            raise CaptureError(f"the server has no blueprint {blueprint_id!r} ({err})") from None
+
     def _choose(self, items: Sequence[Any]) -> Any:
         return items[int(self._rng.integers(len(items)))]
 
@@ -302,7 +309,7 @@ class CarlaSession:
             if walker is not None:
                 self.walkers.append(walker)
                 speeds.append(speed)
-        controller_bp = library.find("controller.ai.walker")
+        controller_bp = self._find(library, "controller.ai.walker")
         started = []
         for walker, speed in zip(self.walkers, speeds, strict=True):
             controller = self.world.try_spawn_actor(controller_bp, self.carla.Transform(),
@@ -326,7 +333,7 @@ class CarlaSession:
         x, y, z = s.camera_xyz_m
         mount = self.carla.Transform(self.carla.Location(x=x, y=y, z=z))
         for name, blueprint in CAMERAS:
-            bp = library.find(blueprint)
+            bp = self._find(library, blueprint)
             bp.set_attribute("image_size_x", str(s.width))
             bp.set_attribute("image_size_y", str(s.height))
             bp.set_attribute("fov", str(s.fov_deg))

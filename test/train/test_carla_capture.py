@@ -354,3 +354,12 @@ def test_large_map_uses_hero_and_no_actor_ids_on_0_9_16(tmp_path):
     assert gaps == [100.0, 100.0] or gaps == [100.0, 200.0]
     fake = FakeCarla(map_name="Carla/Maps/Town12/Town12", server_version="0.9.17")
     assert capture(_settings(tmp_path / "b"), carla_module=fake).actor_ids_trusted
+
+
+def test_a_missing_blueprint_is_one_clear_error(tmp_path):
+    """Stand-in server without controller.ai.walker: the capture names it and cleans up."""
+    blueprints = [bp for bp in default_blueprints() if bp.id != "controller.ai.walker"]
+    fake = FakeCarla(blueprints=blueprints)
+    with pytest.raises(CaptureError, match=r"no blueprint 'controller\.ai\.walker'"):
+        capture(_settings(tmp_path), carla_module=fake)
+    _assert_cleaned_up(fake)
