@@ -324,8 +324,10 @@ def near_subset(gt: dict[str, Any], classes: Sequence[str] = NEAR_CLASSES,
         too_far = d is not None and d > max_distance_m
         image_h = heights.get(a["image_id"])
         too_small = image_h is not None and a["bbox"][3] < min_height_frac * image_h
-        hidden = (a.get("occlusion", 0.0) > max_occlusion
-                  or a.get("truncation", 0.0) > max_truncation)
+        # null (unknown, e.g. a CARLA capture) passes the occlusion and truncation limits
+        occlusion, truncation = a.get("occlusion"), a.get("truncation")
+        hidden = ((occlusion is not None and occlusion > max_occlusion)
+                  or (truncation is not None and truncation > max_truncation))
         if too_far or too_small or hidden:
             a["iscrowd"] = 1
         anns.append(a)

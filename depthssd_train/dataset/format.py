@@ -18,6 +18,23 @@ Labels may be asymmetric: a frame can carry boxes, depth, or both. ``has_boxes``
 was labelled for detection (an empty box list then means "no objects", a usable negative);
 ``has_depth`` says a depth PNG exists. Both flags are in the index and in every COCO image entry.
 
+The pose columns of the index (``x_m, y_m, z_m, roll_rad, pitch_rad, yaw_rad``) hold the
+camera's pose in the world frame *of its source*, which is not the same for every source:
+
+- synthetic world (``depthssd-data synth``): right-handed, x forward along the start of the
+  road, y left, z up, ground at z = 0; roll is 0 and pitch is positive looking *down*.
+- CARLA captures (``depthssd-carla-capture``, sequences ``carla_<map>_<seed>`` by default):
+  the camera sensor's ``carla.Transform`` as CARLA reports it, i.e. the map's axes in
+  Unreal's *left-handed* convention (z up, +y 90 degrees clockwise from +x seen from above,
+  metres) and ``carla.Rotation`` angles in radians: pitch positive nose *up*, yaw positive
+  turning from +x towards +y, roll positive right side down. ``carla_transform_matrix`` in
+  ``depthssd_train.carla.decode`` (which takes degrees) gives the 4x4 world-from-camera
+  matrix, equal to ``carla.Transform.get_matrix()``. To compare
+  with a right-handed (ROS) frame, mirror y: ``(x, -y, z)``, roll unchanged,
+  ``pitch -> -pitch`` (then positive nose down), ``yaw -> -yaw``, as carla-ros-bridge does
+  (the mirrored matrix equals the right-handed Z-Y-X rotation of those angles).
+- bag imports: unknown (NaN).
+
 Writing is atomic per split (``writer.py``): everything goes into a hidden staging folder
 first, and the index and annotation files, which make a split visible to the reader, are
 renamed into place last. An exception while writing leaves no split that looks complete.
@@ -83,6 +100,8 @@ class LabeledFrame:
 
     ``objects is None`` means the frame is not labelled for detection (``has_boxes`` false);
     an empty list means it is labelled and has no objects. ``depth_m is None`` means no depth.
+    ``pose`` is the camera's (x, y, z, roll, pitch, yaw) in its source's world frame (metres,
+    radians; the conventions per source are in this module's docstring), ``None`` if unknown.
     """
 
     sequence: str
@@ -196,7 +215,11 @@ def read_rgb_png(path: Path | str) -> np.ndarray:
 # ------------------------------------------------------------------------------------ reader
 @dataclass
 class FrameRecord:
-    """One row of ``meta/index_{split}.csv`` with its labels from the COCO file."""
+    """One row of ``meta/index_{split}.csv`` with its labels from the COCO file.
+
+    ``pose`` is (x, y, z, roll, pitch, yaw) in the source's world frame (see the module
+    docstring: a CARLA capture's is left-handed), NaN where unknown.
+    """
 
     image_id: int
     sequence: str

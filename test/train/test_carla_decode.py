@@ -9,13 +9,16 @@ import pytest
 from dataset_helpers import pixel_box, toy_frame, toy_instance_map
 
 from depthssd_core.classes import category_id
-from depthssd_train.carla.capture import build_frame
+from depthssd_core.geometry import CameraIntrinsics
+from depthssd_train.carla.capture import build_frame, camera_pose
 from depthssd_train.carla.decode import (
+    FrameActor,
     box3d_in_optical,
     carla_transform_matrix,
     decode_depth_bgra,
     decode_instance_bgra,
     encode_depth_bgra,
+    frame_actor,
     objects_from_instances,
     ue_to_optical,
     world_to_optical,
@@ -128,3 +131,119 @@ def test_build_frame_from_raw_camera_images():
     for got, want in zip(out.objects, frame.objects, strict=True):
         assert got.box_xyxy == pixel_box(want, 160, 90)
         assert got.distance_m == pytest.approx(want.distance_m, abs=1e-3)
+
+
+def _scene():
+    """A 60x100 instance map with actors, colliding scenery and a rider (all depth 10 m)."""
+    h, w = 60, 100
+    tags = np.zeros((h, w), np.uint8)
+    ids = np.zeros((h, w), np.int32)
+
+    def paint(x1, y1, x2, y2, tag, iid):
+        tags[y1:y2, x1:x2], ids[y1:y2, x1:x2] = tag, iid
+
+    paint(5, 30, 25, 45, 14, 300)      # car actor 300
+    paint(80, 5, 95, 15, 14, 300)      # scenery with the same id, far from 300's box
+    paint(30, 20, 34, 40, 12, 301)     # walker actor 301
+    paint(40, 20, 44, 40, 14, 301)     # a parked car with the walker's id: wrong tag
+    paint(50, 30, 60, 45, 13, 302)     # only the rider of motorcycle actor 302 is visible
+    paint(65, 40, 75, 50, 14, 303)     # the ego's hood
+    paint(0, 50, 10, 60, 8, 4000)      # a sign and a light with one Unreal id, no actor
+    paint(10, 50, 20, 60, 7, 4000)
+    return tags, ids, np.full((h, w), 10.0, np.float32)
+
+
+def test_instance_ids_name_actors_only_where_the_actor_can_be():
+    tags, ids, depth = _scene()
+    actors = {
+        300: FrameActor(tags=frozenset({14, 15, 16}), rect_xyxy=(4.0, 29.0, 26.0, 46.0)),
+        301: FrameActor(tags=frozenset({12})),
+        302: FrameActor(tags=frozenset({18, 19, 13}), category_id=category_id("motorcycle")),
+        303: FrameActor(tags=frozenset({14}), ignore=True),
+    }
+    got = sorted((o.instance_id, o.category_id, o.box_xyxy)
+                 for o in objects_from_instances(tags, ids, depth, actors=actors))
+    actor_objects = [g for g in got if g[0] > 0]
+    assert actor_objects == [(300, category_id("car"), (5, 30, 25, 45)),
+                             (301, category_id("pedestrian"), (30, 20, 34, 40)),
+                             (302, category_id("motorcycle"), (50, 30, 60, 45))]
+    scenery = sorted((c, b) for i, c, b in got if i < 0)
+    assert scenery == sorted([(category_id("car"), (80, 5, 95, 15)),
+                              (category_id("car"), (40, 20, 44, 40)),
+                              (category_id("traffic_sign"), (0, 50, 10, 60)),
+                              (category_id("traffic_light"), (10, 50, 20, 60))])
+    assert len({i for i, _, _ in got}) == len(got)  # every scenery id unique
+    # Without actors (CARLA before 0.9.16): every id is one object, the ego included.
+    plain = {o.instance_id: o for o in objects_from_instances(tags, ids, depth)}
+    assert plain[300].box_xyxy == (5, 5, 95, 45) and 303 in plain
+    assert plain[302].category_id == category_id("bicycle")  # rider alone, no actor info
+
+
+def test_build_frame_attaches_3d_boxes_of_actors_only():
+    tags, ids, depth = _scene()
+    alpha = np.full(tags.shape, 255, np.uint8)
+    inst = np.dstack([(ids >> 8).astype(np.uint8), (ids & 255).astype(np.uint8), tags, alpha])
+    box = ((-1.0, 0.5, 10.0), (4.0, 2.0, 1.5), 0.3)
+    actors = {300: FrameActor(tags=frozenset({14}), rect_xyxy=(4.0, 29.0, 26.0, 46.0),
+                              box3d=box)}
+    intr = CameraIntrinsics.from_fov(100, 60, 90.0)
+    frame = build_frame(np.zeros((60, 100, 4), np.uint8), encode_depth_bgra(depth),
+                        inst.tobytes(), intr, "c", 0, 0.0, actors=actors)
+    boxed = [o for o in frame.objects if o.center_optical is not None]
+    assert [(o.instance_id, o.center_optical, o.size_m, o.yaw_rad) for o in boxed] == \
+        [(300, *box)]
+
+
+def test_frame_actor_from_type_attributes_and_geometry():
+    intr = CameraIntrinsics.from_fov(100, 60, 90.0)
+    camera = carla_transform_matrix((0, 0, 0), (0, 0, 0))
+    ahead = carla_transform_matrix((10.0, 0.0, 0.0), (0, 0, 0))
+    car = frame_actor("vehicle.audi.a2", {"base_type": "car", "number_of_wheels": "4"}, [14],
+                      ahead, (0, 0, 0), (2.0, 1.0, 0.7), camera, intr)
+    assert car.tags == {14, 15, 16} and car.category_id is None and not car.ignore
+    # The near face (x = 8 m) spans y +-1 m, z +-0.7 m: u = 50 +- 50/8, v = 30 +- 50*0.7/8.
+    np.testing.assert_allclose(car.rect_xyxy, (43.75, 25.625, 56.25, 34.375))
+    np.testing.assert_allclose(car.box3d[0], (0, 0, 10))
+    moto = frame_actor("vehicle.yamaha.yzf", {"base_type": "motorcycle"}, [18], ahead,
+                       (0, 0, 0), (1, 0.4, 0.8), camera, intr)
+    assert moto.tags == {18, 19, 13} and moto.category_id == category_id("motorcycle")
+    bike = frame_actor("vehicle.bh.crossbike", {"number_of_wheels": "2"}, [19], ahead,
+                       (0, 0, 0), (1, 0.4, 0.8), camera, intr)
+    assert bike.tags == {18, 19, 13} and bike.category_id is None
+    light = frame_actor("traffic.traffic_light", {}, [7], ahead, (0, 0, 0), (1, 1, 1), camera,
+                        intr)
+    assert light.tags == {7} and light.box3d is None and light.rect_xyxy is None
+    behind = carla_transform_matrix((-10.0, 0.0, 0.0), (0, 0, 0))
+    assert frame_actor("walker.pedestrian.0001", {}, [12], behind, (0, 0, 0), (0.3, 0.3, 0.9),
+                       camera, intr) is None
+    around = frame_actor("vehicle.audi.a2", {}, [14], ahead, (0, 0, 0), (12.0, 1.0, 0.7),
+                         camera, intr, ignore=True)  # the camera is inside the box
+    assert around.rect_xyxy is None and around.ignore
+    assert frame_actor("sensor.camera.rgb", {}, [], ahead, (0, 0, 0), (1, 1, 1), camera,
+                       intr) is None
+
+
+def test_stored_carla_pose_convention():
+    """The pose a capture stores: CARLA's transform in radians; back to degrees it gives the
+    client's own matrix, and mirroring y gives the right-handed roll, -pitch, -yaw rotation
+    (the carla-ros-bridge conversion the dataset format documents)."""
+    carla = pytest.importorskip("carla")
+    t = carla.Transform(carla.Location(x=12.0, y=-3.5, z=2.0),
+                        carla.Rotation(pitch=-8.0, yaw=120.0, roll=4.0))
+    x, y, z, roll, pitch, yaw = camera_pose(t)
+    assert (x, y, z) == pytest.approx((12.0, -3.5, 2.0))
+    assert (roll, pitch, yaw) == pytest.approx(tuple(math.radians(a) for a in (4, -8, 120)))
+    matrix = carla_transform_matrix((x, y, z), [math.degrees(a) for a in (pitch, yaw, roll)])
+    np.testing.assert_allclose(matrix, np.array(t.get_matrix()), atol=1e-5)
+
+    def right_handed(r, p, w):  # R = Rz(yaw) Ry(pitch) Rx(roll), REP-103
+        rz = np.array([[math.cos(w), -math.sin(w), 0], [math.sin(w), math.cos(w), 0], [0, 0, 1]])
+        ry = np.array([[math.cos(p), 0, math.sin(p)], [0, 1, 0], [-math.sin(p), 0, math.cos(p)]])
+        rx = np.array([[1, 0, 0], [0, math.cos(r), -math.sin(r)], [0, math.sin(r), math.cos(r)]])
+        return rz @ ry @ rx
+
+    mirror = np.diag([1.0, -1.0, 1.0])
+    np.testing.assert_allclose(mirror @ matrix[:3, :3] @ mirror,
+                               right_handed(roll, -pitch, -yaw), atol=1e-5)
+    # Positive roll puts the right side (+y) down.
+    assert carla_transform_matrix((0, 0, 0), (0, 0, 30))[2, 1] < 0
