@@ -47,6 +47,7 @@ from depthssd_train.evaluate import (
     floor_entry,
     headline,
     json_safe,
+    make_perceptors,
     node_score_threshold,
 )
 from depthssd_train.metrics import NEAR_CLASSES
@@ -239,7 +240,7 @@ def run_suite(model: str | Path, cache: str | Path, out: str | Path,
               backend: str = "onnxruntime", splits: Sequence[SuiteSplit] = SPLITS,
               sequences: int = SEQUENCES, frames: int = FRAMES,
               score_threshold: float | None = None, num_threads: int = 2, jobs: int = 2,
-              progress: bool = False) -> dict[str, Any]:
+              progress: bool = False, plots: bool = True) -> dict[str, Any]:
     """Generate (or reuse) the splits, evaluate each, write ``suite.json`` and ``suite.md``.
 
     Args:
@@ -253,6 +254,7 @@ def run_suite(model: str | Path, cache: str | Path, out: str | Path,
         num_threads: CPU threads of the backend.
         jobs: splits rendered at the same time.
         progress: progress bars of the evaluation.
+        plots: write each split's PNG plots.
 
     Returns:
         The report written to ``suite.json``.
@@ -277,11 +279,14 @@ def run_suite(model: str | Path, cache: str | Path, out: str | Path,
             lambda s: ensure_split(s, cache, sequences, frames), wanted), strict=True))
     t_data = time.perf_counter()
     opts = EvalOptions(score_threshold=threshold, num_threads=num_threads)
+    perceptors = make_perceptors(model, backend, threshold, opts.ap_score_threshold,
+                                 num_threads) if wanted else None
     for spec in wanted:
         res = results[spec.name]
         res.update(status="evaluated", **made[spec.name])
         metrics = evaluate(model, made[spec.name]["data"], out / spec.name, backend=backend,
-                           split=SPLIT, options=opts, progress=progress)
+                           split=SPLIT, options=opts, progress=progress,
+                           perceptors=perceptors, plots=plots)
         res["headline"] = headline(metrics)
         res["headline_memory_off"] = metrics["memory_ablation"]["memory_off"]
         res["near_per_class"] = metrics["near_detection"]["per_class"]
@@ -327,6 +332,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of the backend")
     parser.add_argument("--jobs", type=int, default=2, help="splits rendered at once")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
+    parser.add_argument("--no-plots", action="store_true", help="skip the per-split plots")
     return parser
 
 
@@ -340,7 +346,7 @@ def _main(argv: Sequence[str] | None) -> int:
     report = run_suite(args.model, args.cache, args.out, backend=args.backend, splits=splits,
                        sequences=args.sequences, frames=args.frames,
                        score_threshold=args.score_threshold, num_threads=args.threads,
-                       jobs=args.jobs, progress=args.progress)
+                       jobs=args.jobs, progress=args.progress, plots=not args.no_plots)
     print(markdown(report), end="")
     print(f"{PROG}: wrote {args.out / 'suite.json'} and {args.out / 'suite.md'}")
     return 0

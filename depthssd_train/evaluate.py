@@ -460,7 +460,9 @@ def make_perceptors(model_path: str | Path, backend: str, score_threshold: float
 
 def evaluate(model_path: str | Path, data_dir: str | Path, out_dir: str | Path,
              backend: str = "torch", split: str | None = None,
-             options: EvalOptions | None = None, progress: bool = True) -> dict[str, Any]:
+             options: EvalOptions | None = None, progress: bool = True,
+             perceptors: tuple[Perceptor, Perceptor] | None = None, plots: bool = True,
+             ) -> dict[str, Any]:
     """Evaluate a model on a dataset split; write ``metrics.json`` and plots to ``out_dir``.
 
     Args:
@@ -471,6 +473,10 @@ def evaluate(model_path: str | Path, data_dir: str | Path, out_dir: str | Path,
         split: split to evaluate (default: the only one, else ``test``).
         options: :class:`EvalOptions`.
         progress: show progress bars.
+        perceptors: the runtimes of :func:`make_perceptors` for ``model_path`` and
+            ``backend``, to evaluate several splits with one loaded model (their score
+            thresholds and memory setting are set here); None loads the model.
+        plots: write the PNG plots.
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -489,8 +495,13 @@ def evaluate(model_path: str | Path, data_dir: str | Path, out_dir: str | Path,
         threshold, source = float(opts.score_threshold), "given"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    perceptors = make_perceptors(model_path, backend, threshold, opts.ap_score_threshold,
-                                 opts.num_threads)
+    if perceptors is None:
+        perceptors = make_perceptors(model_path, backend, threshold, opts.ap_score_threshold,
+                                     opts.num_threads)
+    else:
+        perceptors[0].update_settings(score_threshold=opts.ap_score_threshold,
+                                      memory_enabled=True)
+        perceptors[1].update_settings(score_threshold=threshold, memory_enabled=True)
     scoring = perceptors[0]
     t0 = time.perf_counter()
     on = run_pass(perceptors, root, split, opts, desc="memory on", progress=progress)
@@ -512,8 +523,9 @@ def evaluate(model_path: str | Path, data_dir: str | Path, out_dir: str | Path,
                                       **memory_comparison(values_on, values_off)}
     metrics["floors"] = check_floors(values_on, values_off)
     metrics["eval_seconds"] = time.perf_counter() - t0
-    from depthssd_train import plots
+    if plots:
+        from depthssd_train.plots import write_all
 
-    plots.write_all(out, on)
+        write_all(out, on)
     (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2))
     return metrics

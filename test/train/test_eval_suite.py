@@ -42,7 +42,7 @@ def own_suite(tiny_model, tmp_path_factory):
     """(report, cache, out) of the own-look splits, 1 sequence x 2 frames each."""
     root = tmp_path_factory.mktemp("suite_run")
     report = run_suite(tiny_model, root / "cache", root / "out", splits=OWN_SPLITS,
-                       sequences=1, frames=2, score_threshold=0.1, num_threads=1)
+                       sequences=1, frames=2, score_threshold=0.1, num_threads=1, plots=False)
     return report, root / "cache", root / "out"
 
 
@@ -82,11 +82,11 @@ def test_suite_reuses_cached_splits_and_rerenders_changed_ones(own_suite, tiny_m
     marker = cache / spec.name / "suite_split.json"
     stamp = marker.stat().st_mtime_ns
     again = run_suite(tiny_model, cache, tmp_path / "again", splits=[spec], sequences=1,
-                      frames=2, score_threshold=0.1, num_threads=1)
+                      frames=2, score_threshold=0.1, num_threads=1, plots=False)
     assert again["splits"][spec.name]["cached"] is True
     assert marker.stat().st_mtime_ns == stamp
     longer = run_suite(tiny_model, cache, tmp_path / "longer", splits=[spec], sequences=1,
-                       frames=3, score_threshold=0.1, num_threads=1)
+                       frames=3, score_threshold=0.1, num_threads=1, plots=False)
     assert longer["splits"][spec.name]["cached"] is False
     assert json.loads(marker.read_text())["frames"] == 3
 
@@ -100,7 +100,7 @@ def test_held_out_look_is_skipped_with_a_reason_without_the_look_flag(own_suite,
     _, cache, _ = own_suite
     report = run_suite(tiny_model, cache, tmp_path / "out",
                        splits=[OWN_SPLITS[0], held], sequences=1, frames=2,
-                       score_threshold=0.1, num_threads=1)
+                       score_threshold=0.1, num_threads=1, plots=False)
     assert report["splits"][HELD_OUT_LOOK]["status"] == "skipped"
     assert "--look" in report["splits"][HELD_OUT_LOOK]["reason"]
     skipped = [r for r in report["floors"] if r["split"] == HELD_OUT_LOOK]
@@ -115,7 +115,7 @@ def test_held_out_look_split_is_rendered_and_compared(tiny_model, tmp_path):
     held = next(s for s in SPLITS if s.look is not None)
     report = run_suite(tiny_model, tmp_path / "cache", tmp_path / "out",
                        splits=[OWN_SPLITS[0], held], sequences=1, frames=2,
-                       score_threshold=0.1, num_threads=1)
+                       score_threshold=0.1, num_threads=1, plots=False)
     assert report["splits"][HELD_OUT_LOOK]["status"] == "evaluated"
     assert {r["floor"] for r in report["floors"] if r["split"] == HELD_OUT_LOOK} == set(FLOORS)
 
