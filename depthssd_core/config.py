@@ -20,6 +20,10 @@ _TUPLE_FIELDS = ("anchor_aspect_ratios", "mean", "std")
 
 ANCHOR_SPACINGS = ("linear", "geometric")
 BACKBONES = ("mobilenetv4_conv_small", "mobilenetv4_conv_medium", "mobilenetv4_hybrid_medium")
+#: True metric depth (metres) that carries depth supervision in training (the loss's default
+#: ``depth_min_m``/``depth_max_m``). The runtime publishes NaN outside it by default: the head
+#: can output up to ``ModelConfig.max_depth_m``, but nothing taught it what lies beyond 120 m.
+SUPERVISED_DEPTH_RANGE_M: tuple[float, float] = (0.5, 120.0)
 
 
 @dataclass(frozen=True)

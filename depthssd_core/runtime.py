@@ -22,6 +22,7 @@ import numpy as np
 
 from depthssd_core.backends.base import InferenceBackend
 from depthssd_core.classes import CLASSES
+from depthssd_core.config import SUPERVISED_DEPTH_RANGE_M
 from depthssd_core.distance import DistanceSettings, estimate_object_distance
 from depthssd_core.geometry import CameraIntrinsics, backproject
 from depthssd_core.image import validate_frame
@@ -50,8 +51,10 @@ class PerceptorSettings:
         camera_pitch_rad: downward pitch of the optical axis (radians).
         reset_gap_s: the memory and tracks are reset when the stamp jumps forward by more.
         memory_enabled: False feeds the initial memory state every frame.
-        min_depth_m: depth below this is invalid (NaN); None uses the model's minimum.
-        max_depth_m: depth above this is invalid (NaN); None uses the model's maximum.
+        min_depth_m: depth below this is invalid (NaN); None: where training supervision starts
+            (``SUPERVISED_DEPTH_RANGE_M``), or the model's minimum if higher.
+        max_depth_m: depth above this is invalid (NaN); None: where training supervision ends
+            (``SUPERVISED_DEPTH_RANGE_M``), or the model's maximum if lower.
     """
 
     score_threshold: float = 0.35
@@ -352,8 +355,7 @@ class Perceptor:
                                       (in_h, in_w), s.score_threshold, s.nms_iou,
                                       s.max_detections, s.pre_nms_top_k, class_filter)
         cfg = self.model.cfg
-        min_d = s.min_depth_m if s.min_depth_m is not None else cfg.min_depth_m
-        max_d = s.max_depth_m if s.max_depth_m is not None else cfg.max_depth_m
+        min_d, max_d = self.depth_range_m
         depth_low = out["depth_c"][0, 0] * np.float32(focal_for_depth(intr_in)
                                                        / cfg.canonical_focal_px)
         depth_in = cv2.resize(depth_low, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
@@ -407,6 +409,16 @@ class Perceptor:
             detections=detections, depth_m=depth_frame,
             latency_ms={k: v * 1000.0 for k, v in latency.items()},
             memory_reset=memory_reset, backend=self.backend.name, stamp_s=float(stamp_s))
+
+    @property
+    def depth_range_m(self) -> tuple[float, float]:
+        """(min, max) metres of the published depth: the settings', else where training
+        supervised depth (``SUPERVISED_DEPTH_RANGE_M``) within the model's output range."""
+        s, cfg = self.settings, self.model.cfg
+        return (s.min_depth_m if s.min_depth_m is not None
+                else max(cfg.min_depth_m, SUPERVISED_DEPTH_RANGE_M[0]),
+                s.max_depth_m if s.max_depth_m is not None
+                else min(cfg.max_depth_m, SUPERVISED_DEPTH_RANGE_M[1]))
 
     def update_settings(self, **changes: Any) -> PerceptorSettings:
         """Replace some settings (validated); returns the new settings."""

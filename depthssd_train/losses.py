@@ -27,6 +27,8 @@ from torch import Tensor, nn
 from torchvision.models.detection._utils import BoxCoder, SSDMatcher
 from torchvision.ops import box_iou, generalized_box_iou_loss
 
+from depthssd_core.config import SUPERVISED_DEPTH_RANGE_M
+
 BOX_CODER_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 TASKS = ("cls", "box", "depth")
 
@@ -45,8 +47,8 @@ class LossConfig:
     gradient_weight: float = 0.5
     gradient_scales: int = 3
     # Pixels outside [min, max] metres (sky is 1000 m) carry no depth supervision.
-    depth_min_m: float = 0.5
-    depth_max_m: float = 120.0
+    depth_min_m: float = SUPERVISED_DEPTH_RANGE_M[0]
+    depth_max_m: float = SUPERVISED_DEPTH_RANGE_M[1]
     weighting: str = "static"  # "static" or "uncertainty"
     # Missing tasks weigh 1.0; set a task to 0 to switch its loss off.
     weights: dict[str, float] = field(

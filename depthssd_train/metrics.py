@@ -6,12 +6,24 @@ Definitions (also written into ``metrics.json`` consumers rely on):
   truck, bus and pedestrian within ``near_max_m`` (60 m): ground truth of those classes farther
   than that (by annotation ``distance_m``) is marked ``iscrowd`` so detections on it count
   neither as hits nor as false positives; other classes are left out.
+- Fixed-set headline (:func:`fixed_class_ap`): the near AP is the plain mean of the per-class
+  APs over the *fixed* set (car, truck, bus, pedestrian), not over whichever classes happen to
+  have ground truth in the split. A class of the set without ground truth has AP NaN and makes
+  the mean NaN (the split cannot measure the headline; ``missing_classes`` names the class):
+  it is never dropped from the mean, nor counted as 0. The per-class AP and ground-truth counts
+  are reported beside it.
 - Depth (Eigen et al. 2014): AbsRel, SqRel, RMSE, RMSElog, delta < 1.25^k over pixels whose
   true depth is in [min_m, max_m] (1-80 m) and whose prediction is finite; predictions are
   clamped to [1e-3, max_m] as in the KITTI protocol. Computed per image, then averaged.
+  ``published_coverage`` is the share of those pixels the node publishes (finite in what it
+  publishes: it writes NaN where training gave no supervision).
 - Per-object distance: a detection is matched to a ground-truth object of its class at
   IoU >= 0.5 (greedy, highest score first); its error is ``|d_pred - d_true| / d_true`` with
   ``d_true`` = the annotation ``distance_m`` (median true depth over the visible mask).
+  ``median_ratio_under_40m`` is the median of ``d_pred / d_true`` over the same objects (a
+  scale bias, e.g. a focal length handled wrongly, moves it away from 1).
+- Matched share (:func:`matched_share`): of the clearly visible objects under 40 m, the share
+  matched (as above) by a detection at the operating point.
 - Jitter: for every ground-truth object matched in consecutive frames, the frame-to-frame
   change of the distance residual ``(d_pred_t - d_true_t) - (d_pred_{t-1} - d_true_{t-1})``,
   divided by ``d_true_t``; ``rel_rms_diff`` is its RMS over all pairs (true motion cancels, so
@@ -54,13 +66,26 @@ class DepthAccumulator:
     images: list[dict[str, float]] = field(default_factory=list)
     _bin_sum: np.ndarray | None = None
     _bin_count: np.ndarray | None = None
+    _published: list[float] = field(default_factory=list)
 
-    def add(self, pred_m: np.ndarray, gt_m: np.ndarray) -> None:
-        """Add one image."""
+    def add(self, pred_m: np.ndarray, gt_m: np.ndarray,
+            published_m: np.ndarray | None = None) -> None:
+        """Add one image.
+
+        Args:
+            pred_m: the depth scored (the model's whole output range).
+            gt_m: true depth.
+            published_m: what the node publishes for the same frame (NaN where it gives no
+                depth); None skips ``published_coverage``.
+        """
         m = depth_metrics(pred_m, gt_m, self.min_m, self.max_m)
         if m is None:
             return
         self.images.append(m)
+        if published_m is not None:
+            true = np.asarray(gt_m, np.float64)
+            evaluable = np.isfinite(true) & (true >= self.min_m) & (true <= self.max_m)
+            self._published.append(float(np.isfinite(published_m)[evaluable].mean()))
         nbins = math.ceil(self.max_m / self.bin_m)
         if self._bin_sum is None:
             self._bin_sum, self._bin_count = np.zeros(nbins), np.zeros(nbins)
@@ -78,6 +103,8 @@ class DepthAccumulator:
         out: dict[str, Any] = {k: (float(np.mean([m[k] for m in self.images]))
                                    if self.images else math.nan)
                                for k in (*DEPTH_KEYS, "coverage")}
+        out["published_coverage"] = (float(np.mean(self._published)) if self._published
+                                     else math.nan)
         out.update(num_images=len(self.images), range_m=[self.min_m, self.max_m])
         return out
 
@@ -143,14 +170,42 @@ def distance_summary(records: Iterable[ObjectRecord], under_m: float = 40.0
             entry["by_range"] = {_range_name(lo, hi): stats([r for r in rs if lo <= r.true_m < hi])
                                  for lo, hi in RANGE_BINS_M}
             by_class[name] = entry
-    near = [r.abs_rel for r in usable if r.true_m < under_m]
+    near = [r for r in usable if r.true_m < under_m]
     return {
         "num_matched": len(recs),
         "num_without_distance": len(recs) - len(usable),
-        f"median_abs_rel_under_{under_m:g}m": float(np.median(near)) if near else math.nan,
+        f"median_abs_rel_under_{under_m:g}m":
+            float(np.median([r.abs_rel for r in near])) if near else math.nan,
+        f"median_ratio_under_{under_m:g}m":
+            float(np.median([r.pred_m / r.true_m for r in near])) if near else math.nan,
+        f"num_under_{under_m:g}m": len(near),
         "by_range": by_range,
         "by_class": by_class,
     }
+
+
+def matched_share(objects: Iterable[tuple[str, bool]]) -> dict[str, Any]:
+    """Share of objects that a detection matched, overall and per class.
+
+    Args:
+        objects: one ``(class name, matched)`` pair per ground-truth object and frame.
+
+    Returns:
+        ``share`` (NaN without objects), ``num_objects``, ``num_matched`` and ``per_class``
+        {name: {share, num_objects, num_matched}} for the classes present.
+    """
+    total: dict[str, int] = defaultdict(int)
+    hit: dict[str, int] = defaultdict(int)
+    for name, matched in objects:
+        total[name] += 1
+        hit[name] += int(bool(matched))
+
+    def entry(n: int, k: int) -> dict[str, Any]:
+        return {"share": k / n if n else math.nan, "num_objects": n, "num_matched": k}
+
+    out = entry(sum(total.values()), sum(hit.values()))
+    out["per_class"] = {name: entry(total[name], hit[name]) for name in CLASSES if total[name]}
+    return out
 
 
 def jitter_summary(records: Iterable[ObjectRecord], min_track_frames: int = 5,
@@ -242,6 +297,9 @@ def coco_evaluate(gt: dict[str, Any], detections: list[dict[str, Any]],
         ev = COCOeval(coco_gt, coco_dt, "bbox")
         ev.params.catIds = cats
         ev.params.imgIds = sorted(img["id"] for img in gt["images"])
+        # Only the "all" area range is read below: the small/medium/large ones would cost
+        # three quarters of the matching time for nothing.
+        ev.params.areaRng, ev.params.areaRngLbl = [[0, 1e10]], ["all"]
         ev.evaluate()
         ev.accumulate()
     precision = ev.eval["precision"]  # [T, R, K, A, M]
@@ -260,6 +318,36 @@ def coco_evaluate(gt: dict[str, Any], detections: list[dict[str, Any]],
     return {"map": float(np.mean(aps)) if aps else math.nan,
             "map50": float(np.mean(ap50s)) if ap50s else math.nan,
             "per_class": per_class, "pr50": pr50, "best_f1_50": best_f1_point(ev.evalImgs)}
+
+
+def fixed_class_ap(per_class: dict[str, dict[str, Any]], classes: Sequence[str]
+                   ) -> dict[str, Any]:
+    """Mean AP over a fixed class set (see the module docstring), with what it is made of.
+
+    Args:
+        per_class: ``coco_evaluate(...)["per_class"]`` ({name: {ap, ap50, num_gt}}).
+        classes: the fixed set; every name must be in ``per_class``.
+
+    Returns:
+        ``classes``, ``map50`` and ``map`` (plain means over ``classes``; NaN when a class of
+        the set has no ground truth), ``missing_classes`` (those without ground truth) and
+        ``per_class`` ({name: {ap50, ap, num_gt}}) in the order of ``classes``.
+    """
+    unknown = [c for c in classes if c not in per_class]
+    if unknown:
+        raise ValueError(f"fixed class set: no result for {unknown}")
+    rows = {c: {"ap50": per_class[c]["ap50"], "ap": per_class[c]["ap"],
+                "num_gt": int(per_class[c]["num_gt"])} for c in classes}
+    missing = [c for c, r in rows.items() if r["num_gt"] == 0]
+
+    def mean(key: str) -> float:
+        values = [r[key] for r in rows.values()]
+        if missing or not all(math.isfinite(v) for v in values):
+            return math.nan
+        return float(np.mean(values))
+
+    return {"classes": list(classes), "map50": mean("ap50"), "map": mean("ap"),
+            "missing_classes": missing, "per_class": rows}
 
 
 def best_f1_point(eval_imgs: Sequence[dict[str, Any] | None]) -> dict[str, float]:

@@ -2,7 +2,8 @@
 
 - ``pr_curves.png``: precision-recall at IoU 0.5 per class.
 - ``depth_error_vs_distance.png``: mean absolute relative depth error per true-depth bin.
-- ``object_distance.png``: predicted vs true distance of matched objects, by class.
+- ``object_distance.png``: predicted vs true distance of matched objects, by class (the node's
+  detections and tracks at its operating point).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def plot_depth_error(bins: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_object_distance(records: list[Any], path: Path) -> None:
+def plot_object_distance(records: list[Any], path: Path,
+                         score_threshold: float | None = None) -> None:
     """Scatter of predicted vs true object distance with the identity line."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     by_class: dict[str, tuple[list[float], list[float]]] = {}
@@ -65,8 +67,10 @@ def plot_object_distance(records: list[Any], path: Path) -> None:
         ax.scatter(xs, ys, s=6, alpha=0.6, label=name)
         top = max(top, *xs, *ys)
     ax.plot([0, top], [0, top], color="black", linewidth=0.8)
+    title = "Object distance" + (f" (score >= {score_threshold:g})"
+                                 if score_threshold is not None else "")
     ax.set(xlabel="true distance (m)", ylabel="predicted distance (m)", xlim=(0, top),
-           ylim=(0, top), title="Object distance")
+           ylim=(0, top), title=title)
     if by_class:
         ax.legend(fontsize=8, markerscale=2)
     ax.grid(alpha=0.3)
@@ -81,5 +85,6 @@ def write_all(out_dir: Path, metrics: dict[str, Any]) -> list[Path]:
     paths = [out_dir / name for name in PLOT_FILES]
     plot_pr_curves(metrics["_pr50"], paths[0])
     plot_depth_error(metrics["_depth_bins"], paths[1])
-    plot_object_distance(metrics["_records"], paths[2])
+    plot_object_distance(metrics["_records"], paths[2],
+                         metrics.get("distance", {}).get("score_threshold"))
     return paths

@@ -2,18 +2,32 @@
 values."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from depthssd_core.classes import CLASSES
+from depthssd_core.config import SUPERVISED_DEPTH_RANGE_M
 from depthssd_core.metrics import box_iou_np, depth_metrics, match_detections
-from depthssd_train.evaluate import check_floors, memory_comparison
+from depthssd_train.evaluate import (
+    FLOORS,
+    MEMORY_FLOORS,
+    _visible_ids,
+    check_floors,
+    memory_comparison,
+    node_score_threshold,
+)
+from depthssd_train.losses import LossConfig
 from depthssd_train.metrics import (
+    NEAR_CLASSES,
     DepthAccumulator,
     ObjectRecord,
     coco_evaluate,
     distance_summary,
+    fixed_class_ap,
     jitter_summary,
+    matched_share,
     near_subset,
 )
 
@@ -57,6 +71,16 @@ def test_depth_accumulator_means_images_and_bins():
     assert bins["abs_rel"][0] == pytest.approx(0.25) and bins["pixels"][0] == 2
     assert bins["abs_rel"][2] == pytest.approx(0.1)
     assert math.isnan(bins["abs_rel"][1])
+    assert math.isnan(s["published_coverage"])  # nothing said what the node publishes
+
+
+def test_depth_accumulator_published_coverage():
+    acc = DepthAccumulator()
+    gt = np.array([2.0, 20.0, 50.0, 0.0, 100.0])  # 0 m and 100 m are not evaluated
+    # The node gives no depth at 50 m (NaN) and none at 100 m (not counted either way).
+    acc.add(gt.copy(), gt, published_m=np.array([2.0, 20.0, np.nan, np.nan, np.nan]))
+    acc.add(gt.copy(), gt, published_m=gt.copy())
+    assert acc.summary()["published_coverage"] == pytest.approx((2 / 3 + 1) / 2)
 
 
 def test_box_iou_and_greedy_matching():
@@ -84,6 +108,9 @@ def test_distance_summary_bins_and_median():
     s = distance_summary(recs)
     assert s["num_matched"] == 5 and s["num_without_distance"] == 1
     assert s["median_abs_rel_under_40m"] == pytest.approx(0.10)
+    # pred / true under 40 m: 1.1, 0.9 and 1.02 (the 50 m truck and the NaN car are out).
+    assert s["median_ratio_under_40m"] == pytest.approx(1.02)
+    assert s["num_under_40m"] == 3
     assert s["by_range"]["0-20m"]["n"] == 2
     assert s["by_range"]["0-20m"]["mean_abs_rel"] == pytest.approx(0.06)
     assert s["by_range"]["40-80m"]["median_abs_rel"] == pytest.approx(0.2)
@@ -200,15 +227,152 @@ def test_best_f1_threshold_pools_classes_and_skips_ignored_boxes():
     assert math.isnan(coco_evaluate(near, [], cats)["best_f1_50"]["f1"])
 
 
-def test_floors_and_memory_verdict():
-    values = {"near_map50": 0.7, "depth_abs_rel": 0.12, "depth_delta1": 0.95,
-              "distance_median_abs_rel_under_40m": float("nan")}
+def test_floors_are_issue_15s_with_margins():
+    values = {"near_map50": 0.55, "near_car_ap50": 0.70, "near_pedestrian_ap50": 0.30,
+              "near_visible_map50": 0.75, "depth_abs_rel": 0.125, "depth_delta1": 0.85,
+              "distance_median_abs_rel_under_40m": float("nan"),
+              "visible_matched_share_under_40m": 0.69, "distance_median_ratio_under_40m": 0.98,
+              "jitter_rel_rms_diff": 0.03}
     floors = check_floors(values)
-    assert floors["near_map50"]["met"] and not floors["depth_abs_rel"]["met"]
-    assert not floors["distance_median_abs_rel_under_40m"]["met"]
+    assert set(floors) == set(FLOORS) | set(MEMORY_FLOORS)
+    met = {k: f["met"] for k, f in floors.items()}
+    assert met == {"near_map50": True, "near_car_ap50": True, "near_pedestrian_ap50": False,
+                   "near_visible_map50": True, "depth_abs_rel": False, "depth_delta1": True,
+                   "distance_median_abs_rel_under_40m": False,
+                   "visible_matched_share_under_40m": False,
+                   "distance_median_ratio_under_40m": True,
+                   "memory_near_map50_no_worse": False, "memory_jitter_lower": False}
+    assert floors["near_map50"]["target"] == ">= 0.5"
+    assert floors["near_map50"]["margin"] == pytest.approx(0.05)
+    assert floors["near_pedestrian_ap50"]["margin"] == pytest.approx(-0.05)
+    assert floors["depth_abs_rel"]["margin"] == pytest.approx(-0.005)
+    assert floors["distance_median_ratio_under_40m"]["margin"] == pytest.approx(0.01)
+    assert floors["distance_median_ratio_under_40m"]["target"] == "within 0.03 of 1"
+    assert math.isnan(floors["distance_median_abs_rel_under_40m"]["margin"])
+    assert floors["memory_jitter_lower"]["note"] == "memory ablation not run"
+    assert not check_floors({**values, "distance_median_ratio_under_40m": 1.031})[
+        "distance_median_ratio_under_40m"]["met"]
+
+
+def test_memory_floors_compare_on_with_off():
+    on = {"near_map50": 0.600, "jitter_rel_rms_diff": 0.030}
+    floors = check_floors(on, {"near_map50": 0.604, "jitter_rel_rms_diff": 0.035})
+    assert floors["memory_near_map50_no_worse"]["met"]  # 0.004 lower: within 0.005
+    assert floors["memory_near_map50_no_worse"]["value"] == pytest.approx(-0.004)
+    assert floors["memory_near_map50_no_worse"]["margin"] == pytest.approx(0.001)
+    assert floors["memory_jitter_lower"]["met"]
+    assert floors["memory_jitter_lower"]["margin"] == pytest.approx(0.005)
+    floors = check_floors(on, {"near_map50": 0.606, "jitter_rel_rms_diff": 0.030})
+    assert not floors["memory_near_map50_no_worse"]["met"]
+    assert not floors["memory_jitter_lower"]["met"]  # equal jitter is not lower
+
+
+def test_memory_verdict():
     on = {"near_map50": 0.60, "depth_abs_rel": 0.10, "distance_median_abs_rel_under_40m": 0.05}
     off = {"near_map50": 0.603, "depth_abs_rel": 0.10, "distance_median_abs_rel_under_40m": 0.06}
     assert memory_comparison(on, off)["no_worse"]  # 0.003 mAP within tolerance
     off["near_map50"] = 0.62
     verdict = memory_comparison(on, off)
     assert not verdict["no_worse"] and verdict["per_metric_no_worse"]["depth_abs_rel"]
+
+
+def _near_gt(counts: dict[str, int]) -> dict:
+    """One image per object, each a 20x20 box at 10 m, ``counts`` objects per class."""
+    cats = _gt()["categories"]
+    images, anns = [], []
+    for name, n in counts.items():
+        for _ in range(n):
+            k = len(images) + 1
+            images.append({"id": k, "width": 100, "height": 100})
+            anns.append({"id": k, "image_id": k, "category_id": CLASSES.index(name) + 1,
+                         "bbox": [10, 10, 20, 20], "area": 400, "iscrowd": 0,
+                         "distance_m": 10.0})
+    return {"images": images, "annotations": anns, "categories": cats}
+
+
+def _found(gt: dict, per_class: dict[str, int]) -> list[dict]:
+    """Perfect detections of the first ``per_class[name]`` objects of each class."""
+    seen: dict[int, int] = {}
+    dets = []
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    for a in gt["annotations"]:
+        c = a["category_id"]
+        seen[c] = seen.get(c, 0) + 1
+        if seen[c] <= per_class.get(names[c], 0):
+            dets.append({"image_id": a["image_id"], "category_id": c, "bbox": a["bbox"],
+                         "score": 0.9})
+    return dets
+
+
+def test_fixed_class_headline_hand_computed():
+    gt = _near_gt({"car": 2, "truck": 2, "bus": 1, "pedestrian": 1})
+    near, cats = near_subset(gt, NEAR_CLASSES, 60.0)
+    # Both cars found (AP 1), one truck of two (101-point AP@.5 51/101), the bus missed (0),
+    # the pedestrian found (1).
+    result = coco_evaluate(near, _found(gt, {"car": 2, "truck": 1, "pedestrian": 1}), cats)
+    fixed = fixed_class_ap(result["per_class"], NEAR_CLASSES)
+    assert fixed["classes"] == ["car", "truck", "bus", "pedestrian"]
+    assert fixed["map50"] == pytest.approx((1 + 51 / 101 + 0 + 1) / 4)
+    assert fixed["missing_classes"] == []
+    assert {c: r["num_gt"] for c, r in fixed["per_class"].items()} == {
+        "car": 2, "truck": 2, "bus": 1, "pedestrian": 1}
+    assert fixed["per_class"]["truck"]["ap50"] == pytest.approx(51 / 101)
+
+
+def test_fixed_class_headline_is_nan_when_a_class_has_no_ground_truth():
+    gt = _near_gt({"car": 2, "truck": 1, "pedestrian": 1})  # no bus in this split
+    near, cats = near_subset(gt, NEAR_CLASSES, 60.0)
+    result = coco_evaluate(near, _found(gt, {"car": 1, "truck": 1, "pedestrian": 1}), cats)
+    # Over the classes that happen to have ground truth it would read (51/101 + 1 + 1) / 3.
+    assert result["map50"] == pytest.approx((51 / 101 + 2) / 3)
+    fixed = fixed_class_ap(result["per_class"], NEAR_CLASSES)
+    assert math.isnan(fixed["map50"]) and math.isnan(fixed["map"])
+    assert fixed["missing_classes"] == ["bus"] and fixed["per_class"]["bus"]["num_gt"] == 0
+    assert fixed["per_class"]["car"]["ap50"] == pytest.approx(51 / 101)
+    with pytest.raises(ValueError, match="motorcycle"):
+        fixed_class_ap(result["per_class"], ("car", "motorcycle"))
+
+
+def test_matched_share_counts_objects_per_class():
+    share = matched_share([("car", True), ("car", False), ("car", True), ("pedestrian", False)])
+    assert share["share"] == pytest.approx(0.5)
+    assert (share["num_objects"], share["num_matched"]) == (4, 2)
+    assert share["per_class"]["car"]["share"] == pytest.approx(2 / 3)
+    assert share["per_class"]["pedestrian"] == {"share": 0.0, "num_objects": 1, "num_matched": 0}
+    assert math.isnan(matched_share([])["share"])
+
+
+def test_visible_ids_are_clear_near_class_objects_under_40_m():
+    gt = _gt()  # car 10 m (id 1), car 80 m (id 2), pedestrian 20 m 30 px tall (id 3)
+    gt["annotations"] += [
+        {"id": 4, "image_id": 1, "category_id": 1, "bbox": [0, 50, 30, 30], "iscrowd": 0,
+         "distance_m": 40.0},  # not under 40 m
+        {"id": 5, "image_id": 1, "category_id": 7, "bbox": [60, 0, 10, 30], "iscrowd": 0,
+         "distance_m": 10.0},  # traffic light: not a near class
+        {"id": 6, "image_id": 1, "category_id": 1, "bbox": [50, 50, 30, 3], "iscrowd": 0,
+         "distance_m": 10.0},  # 3 px tall in 100 px: under 20/360 of the height
+        {"id": 7, "image_id": 1, "category_id": 1, "bbox": [50, 50, 30, 30], "iscrowd": 0,
+         "distance_m": 10.0, "occlusion": 0.6},
+    ]
+    assert _visible_ids(gt) == {1, 3}
+
+
+def test_supervised_depth_range_is_the_losss():
+    loss = LossConfig()
+    assert (loss.depth_min_m, loss.depth_max_m) == SUPERVISED_DEPTH_RANGE_M
+
+
+def test_node_score_threshold_reads_the_parameter_file(tmp_path):
+    good = tmp_path / "p.yaml"
+    good.write_text("/**:\n  ros__parameters:\n    score_threshold: 0.42\n")
+    assert node_score_threshold(good) == 0.42
+    # Without a path: the checkout's config/depthssd.yaml, the node's parameter file.
+    repo_file = Path(__file__).resolve().parents[2] / "config" / "depthssd.yaml"
+    assert node_score_threshold() == node_score_threshold(repo_file)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("/**:\n  ros__parameters:\n    nms_iou: 0.5\n")
+    with pytest.raises(ValueError, match="score_threshold"):
+        node_score_threshold(bad)
+    bad.write_text("/**:\n  ros__parameters:\n    score_threshold: 1.5\n")
+    with pytest.raises(ValueError, match=r"got 1\.5"):
+        node_score_threshold(bad)
