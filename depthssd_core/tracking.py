@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from depthssd_core.boxes import box_iou
+
 
 @dataclass(frozen=True)
 class TrackerSettings:
@@ -76,19 +78,6 @@ class _Track:
 
     def predicted_box(self, stamp_s: float) -> np.ndarray:
         return self.box_xyxy + self.box_velocity_pps * (stamp_s - self.stamp_s)
-
-
-def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
-    """Pairwise IoU (len(a), len(b)) of xyxy boxes."""
-    a = np.asarray(a_xyxy, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b_xyxy, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0.0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0.0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0.0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from depthssd_core.tracking import Tracker, TrackerSettings, box_iou, greedy_match
+from depthssd_core.boxes import box_iou
+from depthssd_core.tracking import Tracker, TrackerSettings, greedy_match
 
 
 def test_box_iou_and_greedy_match():
