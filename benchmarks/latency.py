@@ -37,7 +37,8 @@ from depthssd_core.backends.loading import tensorrt_usable  # noqa: E402
 from depthssd_core.config import ModelConfig  # noqa: E402
 from depthssd_core.distance import estimate_object_distance  # noqa: E402
 from depthssd_core.geometry import CameraIntrinsics  # noqa: E402
-from depthssd_core.runtime import Perceptor, PerceptorSettings, model_info_from_module  # noqa: E402
+from depthssd_core.model_info import model_info_from_module  # noqa: E402
+from depthssd_core.runtime import Perceptor, PerceptorSettings  # noqa: E402
 
 WIDTH, HEIGHT = 640, 360
 STAGES = ("preprocess", "inference", "decode", "distance", "tracking", "total")

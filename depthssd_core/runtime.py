@@ -21,11 +21,14 @@ import cv2
 import numpy as np
 
 from depthssd_core.backends.base import InferenceBackend
+from depthssd_core.backends.loading import load_backend
 from depthssd_core.classes import CLASSES
 from depthssd_core.distance import DistanceSettings, estimate_object_distance
 from depthssd_core.geometry import CameraIntrinsics, backproject
 from depthssd_core.image import validate_frame
-from depthssd_core.postprocess import postprocess_detections
+from depthssd_core.model.anchors import anchors_for
+from depthssd_core.model_info import ModelInfo
+from depthssd_core.postprocess import DEFAULT_SCORE_THRESHOLD, postprocess_detections
 from depthssd_core.tracking import Tracker, TrackerSettings
 
 # Traffic lights and signs hang above the road: the flat-ground distance does not apply.
@@ -40,7 +43,8 @@ class PerceptorSettings:
     """Run-time settings; may be changed between frames (``perceptor.settings.x = ...``).
 
     Attributes:
-        score_threshold: minimum class probability of a detection.
+        score_threshold: minimum class probability of a detection (default: the shipped
+            model's operating point, ``postprocess.DEFAULT_SCORE_THRESHOLD``).
         nms_iou: IoU above which a lower-scored box of the same class is suppressed.
         max_detections: most detections per frame.
         pre_nms_top_k: most candidates entering NMS.
@@ -54,7 +58,7 @@ class PerceptorSettings:
         max_depth_m: depth above this is invalid (NaN); None uses the model's maximum.
     """
 
-    score_threshold: float = 0.35
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD
     nms_iou: float = 0.5
     max_detections: int = 100
     pre_nms_top_k: int = 1000
@@ -146,30 +150,6 @@ class PerceptionResult:
     stamp_s: float = 0.0
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the runtime needs to know about a model, from its config or ONNX sidecar."""
-
-    cfg: Any  # depthssd_core.config.ModelConfig
-    input_height: int
-    input_width: int
-    initial_mem_m: np.ndarray  # [1, heads, d_k, d_v]
-    initial_mem_s: np.ndarray
-
-
-def model_info_from_module(model: Any, input_height: int | None = None,
-                           input_width: int | None = None) -> ModelInfo:
-    """:class:`ModelInfo` of a ``DepthSSD`` module (input size defaults to its config's)."""
-    import torch
-
-    cfg = model.cfg
-    with torch.no_grad():
-        mem_m, mem_s = model.initial_state(1)
-    return ModelInfo(cfg, int(input_height or cfg.input_height),
-                     int(input_width or cfg.input_width),
-                     mem_m.detach().float().cpu().numpy(), mem_s.detach().float().cpu().numpy())
-
-
 def focal_for_depth(intrinsics: CameraIntrinsics) -> float:
     """Focal length (px) used for the canonical-depth rescaling: ``sqrt(fx * fy)``.
 
@@ -205,7 +185,7 @@ class Perceptor:
         std = np.asarray(cfg.std, np.float32)
         self._scale = (1.0 / (255.0 * std)).astype(np.float32)
         self._offset = (-mean / std).astype(np.float32)
-        self._anchors = self._compute_anchors()
+        self._anchors = anchors_for(model.cfg, model.input_height, model.input_width)
         self.backend.load()
         self._pending_reset: str | None = None
         self.reset()
@@ -217,7 +197,8 @@ class Perceptor:
     def from_model(cls, path: str | Path, backend: str = "auto",
                    settings: PerceptorSettings | None = None, num_threads: int = 2,
                    cache_dir: str | Path | None = None, device: str | None = None,
-                   **kwargs: Any) -> Perceptor:
+                   tracker_settings: TrackerSettings | None = None,
+                   distance_settings: DistanceSettings | None = None) -> Perceptor:
         """Load a model file (``.safetensors`` checkpoint or ``.onnx`` + sidecar).
 
         Args:
@@ -226,26 +207,21 @@ class Perceptor:
                 torch), ``tensorrt``, ``onnxruntime`` or ``torch``.
             settings: run-time settings.
             num_threads: CPU threads (ONNX Runtime intra-op, torch).
-            cache_dir: where a checkpoint's ONNX export is cached (default: next to the
-                checkpoint if writable, else ``$XDG_CACHE_HOME/depthssd``).
-            device: torch device of the torch backend (``cpu``, ``cuda``, ...); None picks
-                CUDA when available. ``auto`` strings are treated as None.
-            kwargs: passed to :class:`Perceptor` (tracker_settings, distance_settings).
+            cache_dir: where a checkpoint's ONNX export is cached (default: the per-user
+                cache, ``depthssd_core.backends.loading.onnx_cache_dir``).
+            device: torch device of the torch backend (``cpu``, ``cuda``, ...); None, ``""``
+                and ``auto`` pick CUDA when available.
+            tracker_settings: tracker parameters.
+            distance_settings: per-object distance parameters.
 
         Raises:
             FileNotFoundError / ValueError: the file is missing, corrupt or inconsistent
                 (the message names it); ImportError: the requested backend is not installed.
         """
-        from depthssd_core.backends.loading import load_backend
-
         backend_obj, info = load_backend(Path(path), backend, num_threads, cache_dir,
                                          None if device in (None, "", "auto") else device)
-        return cls(backend_obj, info, settings=settings, **kwargs)
-
-    def _compute_anchors(self) -> np.ndarray:
-        from depthssd_core.model.anchors import anchors_for
-
-        return anchors_for(self.model.cfg, self.model.input_height, self.model.input_width)
+        return cls(backend_obj, info, settings=settings, tracker_settings=tracker_settings,
+                   distance_settings=distance_settings)
 
     # ----------------------------------------------------------------- state
 

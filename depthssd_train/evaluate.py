@@ -67,7 +67,9 @@ class EvalOptions:
         score_threshold: runtime score threshold for the AP computation (low, to trace the
             whole precision-recall curve).
         distance_score_threshold: detections at or above this score are matched for the
-            per-object distance and jitter metrics (the node's default operating point).
+            per-object distance and jitter metrics. 0.35, a little above the node's default
+            (``postprocess.DEFAULT_SCORE_THRESHOLD``, 0.3): the model card's distance figures
+            were measured at it, so it stays until the card is re-measured.
         near_max_m: range of the near-object AP@.5.
         max_sequences: evaluate only the first N sequences (None = all).
         max_frames: evaluate only the first N frames of each sequence (None = all).

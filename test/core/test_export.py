@@ -10,20 +10,19 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from torchvision.models.detection import _utils as det_utils
 
 from depthssd_core.checkpoint import CheckpointError, load_model, read_metadata, save_checkpoint
 from depthssd_core.classes import CLASSES
 from depthssd_core.cli.export import main as export_main
-from depthssd_core.export import (
+from depthssd_core.export import export_onnx, measure_ort_latency
+from depthssd_core.graph_contract import (
     INPUT_NAMES,
     OUTPUT_NAMES,
-    export_onnx,
-    file_sha256,
-    measure_ort_latency,
-    read_sidecar,
+    box_coder,
+    read_onnx_sidecar,
     sidecar_path,
 )
+from depthssd_core.hashing import file_sha256
 from depthssd_core.model import DepthSSD, anchors_for
 
 HEIGHT, WIDTH = 96, 160  # export size; parity runs at this size on other (random) inputs
@@ -132,7 +131,7 @@ def test_fp16_variant_error_against_fp32(exported):
     ref = _run_sequence(stepper(s32), frames, (m0, s0))
     half = _run_sequence(stepper(s16), frames, (m0, s0))
     anchors = torch.from_numpy(anchors_for(exported["model"].cfg, HEIGHT, WIDTH))
-    coder = det_utils.BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
+    coder = box_coder()
     for a, b in zip(ref, half, strict=True):
         assert all(y.dtype == np.float32 for y in b)
         probs_a = torch.softmax(torch.from_numpy(a[0]), -1)
@@ -167,7 +166,7 @@ def test_sidecar(exported):
     for key, precision in (("fp32", "fp32"), ("fp16", "fp16")):
         path = exported[key]
         side = json.loads(sidecar_path(path).read_text())
-        assert side == read_sidecar(path)
+        assert side == read_onnx_sidecar(path)
         assert side["precision"] == precision
         assert side["onnx_sha256"] == file_sha256(path)
         assert side["classes"] == list(CLASSES)
@@ -191,7 +190,7 @@ def test_sidecar(exported):
     copy.write_bytes(exported["fp32"].read_bytes() + b"\0")
     sidecar_path(copy).write_text(sidecar_path(exported["fp32"]).read_text())
     with pytest.raises(ValueError, match="sha256"):
-        read_sidecar(copy)
+        read_onnx_sidecar(copy)
 
 
 def test_checkpoint_round_trip(exported):

@@ -18,12 +18,8 @@ from depthssd_core.config import ModelConfig
 from depthssd_core.export import export_onnx
 from depthssd_core.geometry import CameraIntrinsics
 from depthssd_core.model import DepthSSD
-from depthssd_core.runtime import (
-    Perceptor,
-    PerceptorSettings,
-    focal_for_depth,
-    model_info_from_module,
-)
+from depthssd_core.model_info import model_info_from_module
+from depthssd_core.runtime import Perceptor, PerceptorSettings, focal_for_depth
 
 IN_H, IN_W = 96, 160
 FRAME_H, FRAME_W = 120, 200
