@@ -246,7 +246,22 @@ def test_cli_bad_inputs_exit_nonzero_with_one_line(tmp_path, capsys, exported):
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_latency_measurement_reports_consistent_statistics(exported):
-    stats = measure_ort_latency(exported["fp32"], threads=1, runs=3, warmup=1)
-    assert stats["runs"] == 3
-    assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"]
+def test_latency_measurement_times_only_the_runs_after_warmup(exported, monkeypatch):
+    """The real graph runs on ONNX Runtime; only the clock is scripted, so the statistics must
+    be exactly those of the scripted durations: run k takes (k + 1) ms, warm-up is not timed."""
+    import time
+
+    runs = 10
+    ticks = []
+    for k in range(runs):
+        ticks += [100.0 * k, 100.0 * k + 0.001 * (k + 1)]
+    clock = iter(ticks)
+    monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
+    stats = measure_ort_latency(exported["fp32"], threads=1, runs=runs, warmup=2)
+    durations_ms = np.arange(1, runs + 1, dtype=np.float64)
+    assert stats["runs"] == runs
+    assert stats["min_ms"] == pytest.approx(1.0, abs=1e-6)
+    assert stats["median_ms"] == pytest.approx(5.5, abs=1e-6)
+    assert stats["p90_ms"] == pytest.approx(np.percentile(durations_ms, 90), abs=1e-6)
+    # Two clock reads per timed run and none for the warm-up runs.
+    assert next(clock, None) is None
