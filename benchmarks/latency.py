@@ -35,9 +35,10 @@ sys.path.insert(0, str(REPO))
 
 from depthssd_core.backends.loading import tensorrt_usable  # noqa: E402
 from depthssd_core.config import ModelConfig  # noqa: E402
-from depthssd_core.distance import estimate_object_distance  # noqa: E402
+from depthssd_core.distance import estimate_object_distances  # noqa: E402
 from depthssd_core.geometry import CameraIntrinsics  # noqa: E402
-from depthssd_core.runtime import Perceptor, PerceptorSettings, model_info_from_module  # noqa: E402
+from depthssd_core.model_info import model_info_from_module  # noqa: E402
+from depthssd_core.runtime import Perceptor, PerceptorSettings  # noqa: E402
 
 WIDTH, HEIGHT = 640, 360
 STAGES = ("preprocess", "inference", "decode", "distance", "tracking", "total")
@@ -130,8 +131,7 @@ class TwoModelPipeline:
         intr = CameraIntrinsics.from_fov(WIDTH, HEIGHT, 90.0)
         intr_in = CameraIntrinsics(intr.fx * scale, intr.fy * scale, intr.cx * scale,
                                    intr.cy * scale + top, self.in_w, self.in_h)
-        for box in boxes:
-            estimate_object_distance(depth_map, box, intr_in)
+        estimate_object_distances(depth_map, boxes, intr_in)  # as the depthssd runtime does
         t5 = time.perf_counter()
         stages = {"preprocess": t1 - t0, "detector": t2 - t1, "decode": t3 - t2,
                   "depth model": t4 - t3, "distance": t5 - t4, "total": t5 - t0}

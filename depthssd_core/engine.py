@@ -1,9 +1,10 @@
 """TensorRT engine builder and cache.
 
 Engines are built from the exported ONNX on the machine that runs them, cached next to the ONNX
-(or in the user cache directory when that is read-only) and never committed. Every engine has a
-JSON sidecar holding its cache key: the ONNX sha256, the TensorRT version, the GPU name and
-compute capability, the precision and the input shapes. An engine whose key differs from the
+(or in the user cache directory, ``depthssd_core.cache``, when that is read-only) and never
+committed. Every engine has a JSON sidecar (``graph_contract.sidecar_path``) holding its cache
+key: the ONNX sha256, the TensorRT version, the GPU name and compute capability, the precision
+and the input shapes. An engine whose key differs from the
 current one is stale and is rebuilt; an engine whose IO tensors do not match the ONNX graph is
 rebuilt once, then reported with what differs.
 
@@ -28,7 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from depthssd_core.backends.base import INPUT_NAMES, OUTPUT_NAMES
+from depthssd_core.cache import user_cache_dir
+from depthssd_core.graph_contract import (
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    read_onnx_sidecar,
+    read_sidecar,
+    sidecar_path,
+)
 from depthssd_core.hashing import file_sha256
 
 #: First TensorRT version that builds the strongly typed network from the FP16 ONNX.
@@ -148,12 +156,6 @@ def _writable_dir(folder: Path) -> bool:
     return folder.is_dir() and os.access(folder, os.W_OK)
 
 
-def user_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/depthssd`` (default ``~/.cache/depthssd``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "depthssd"
-
-
 def default_engine_path(onnx_path: str | Path, precision: str) -> Path:
     """``<onnx stem>.<precision>.engine`` next to the ONNX, or in the user cache if read-only."""
     onnx_path = Path(onnx_path)
@@ -163,16 +165,10 @@ def default_engine_path(onnx_path: str | Path, precision: str) -> Path:
     return user_cache_dir() / "engines" / name
 
 
-def sidecar_path(engine_path: str | Path) -> Path:
-    """The JSON sidecar of an engine file (``<engine>.json``)."""
-    engine_path = Path(engine_path)
-    return engine_path.with_name(engine_path.name + ".json")
-
-
-def read_sidecar(engine_path: str | Path) -> dict[str, Any] | None:
+def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any] | None:
     """The engine's sidecar, or None when missing or unreadable (then the engine is stale)."""
     try:
-        return json.loads(sidecar_path(engine_path).read_text())
+        return read_sidecar(engine_path, SIDECAR_FORMAT)
     except (OSError, ValueError):
         return None
 
@@ -182,7 +178,7 @@ def stale_reason(engine_path: str | Path, key_fields: dict[str, Any]) -> str | N
     engine_path = Path(engine_path)
     if not engine_path.is_file():
         return "no engine file"
-    sidecar = read_sidecar(engine_path)
+    sidecar = read_engine_sidecar(engine_path)
     if sidecar is None:
         return "no readable sidecar"
     cached = sidecar.get("key_fields", {})
@@ -263,7 +259,8 @@ def _resolve_input_shapes(io: dict[str, dict[str, Any]],
 def _keep_fp32_islands(trt: Any, network: Any, config: Any) -> int:
     """Pin the layers the FP16 export computes in float32 (Titans memory, HoPE angles, depth
     decoding) to FP32 in a weakly typed build, where the FP16 flag would otherwise let TensorRT
-    run them in half precision (the memory update sums thousands of tokens).
+    run them in half precision (the memory state is carried across frames, so rounding in its
+    update would accumulate over a drive; see ``depthssd_core/model/memory.py``).
 
     Returns:
         The number of layers pinned.
@@ -372,7 +369,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None,
     engine_path = Path(engine_path) if engine_path else default_engine_path(onnx_path, precision)
     reason = "forced" if force else stale_reason(engine_path, fields)
     if reason is None:
-        return EngineInfo(engine_path, read_sidecar(engine_path) or {}, built=False)
+        return EngineInfo(engine_path, read_engine_sidecar(engine_path) or {}, built=False)
     timing = Path(timing_cache) if timing_cache else engine_path.parent / "depthssd.timing.cache"
     tensors = _build(trt, onnx_path, engine_path, shapes, precision, workspace_bytes, timing)
     sidecar = {
@@ -385,11 +382,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None,
         "expected_io": expected_io(io, shapes),
         "rebuild_reason": reason,
     }
-    _onnx_sidecar = onnx_path.with_name(onnx_path.name + ".json")
-    if _onnx_sidecar.is_file():
-        # The model sidecar is informational here; a broken one is reported by the runtime.
-        with contextlib.suppress(ValueError):
-            sidecar["model"] = json.loads(_onnx_sidecar.read_text())
+    # The model sidecar is informational here; a missing or broken one is the runtime's to
+    # report.
+    with contextlib.suppress(OSError, ValueError):
+        sidecar["model"] = read_onnx_sidecar(onnx_path, verify_hash=False)
     sidecar_path(engine_path).write_text(json.dumps(sidecar, indent=2))
     return EngineInfo(engine_path, sidecar, built=True)
 

@@ -14,32 +14,25 @@ import copy
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from depthssd_core.classes import CLASSES
-from depthssd_core.hashing import file_sha256
-from depthssd_core.model.anchors import (
-    anchor_scales,
-    anchors_for,
-    anchors_per_location,
-    feature_sizes,
+from depthssd_core.graph_contract import (
+    INPUT_NAMES,
+    ONNX_SIDECAR_FORMAT,
+    OUTPUT_NAMES,
+    anchors_section,
+    sidecar_path,
 )
+from depthssd_core.hashing import file_sha256
 
-INPUT_NAMES = ("image", "mem_m", "mem_s")
-OUTPUT_NAMES = ("cls_logits", "box_regression", "depth_c", "mem_m_out", "mem_s_out")
-BOX_CODER_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
-SIDECAR_FORMAT = "depthssd-onnx/1"
-
-
-def sidecar_path(onnx_path: str | Path) -> Path:
-    """Path of the JSON sidecar of an ONNX file: ``<onnx_path>.json``."""
-    onnx_path = Path(onnx_path)
-    return onnx_path.with_name(onnx_path.name + ".json")
+if TYPE_CHECKING:
+    from depthssd_core.model.network import DepthSSD
 
 
-def half_precision_copy(model: torch.nn.Module) -> torch.nn.Module:
+def half_precision_copy(model: DepthSSD) -> DepthSSD:
     """A copy of ``model`` in FP16 whose FP32 islands (memory, HoPE tables) stay float32.
 
     The depth decoding casts its logits to float32 itself, and ``DepthSSD.forward`` casts the
@@ -53,7 +46,7 @@ def half_precision_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def export_onnx(
-    model: torch.nn.Module,
+    model: DepthSSD,
     path: str | Path,
     height: int | None = None,
     width: int | None = None,
@@ -114,7 +107,7 @@ def export_onnx(
 
 
 def build_sidecar(
-    model: torch.nn.Module,
+    model: DepthSSD,
     onnx_path: Path,
     height: int,
     width: int,
@@ -131,7 +124,7 @@ def build_sidecar(
     with torch.no_grad():
         initial_m, initial_s = (t.detach().float().cpu().numpy() for t in model.initial_state(1))
     return {
-        "format": SIDECAR_FORMAT,
+        "format": ONNX_SIDECAR_FORMAT,
         "classes": list(CLASSES),
         "background_index": 0,
         "input": {
@@ -161,21 +154,7 @@ def build_sidecar(
             "initial_mem_m": initial_m.tolist(),
             "initial_mem_s": initial_s.tolist(),
         },
-        "anchors": {
-            "num_anchors": int(anchors_for(cfg, height, width).shape[0]),
-            "feature_sizes": [list(s) for s in feature_sizes(cfg, height, width)],
-            "strides": list(cfg.detection_strides),
-            "anchors_per_location": anchors_per_location(cfg),
-            "aspect_ratios": list(cfg.anchor_aspect_ratios),
-            "min_ratio": cfg.anchor_min_ratio,
-            "max_ratio": cfg.anchor_max_ratio,
-            "spacing": cfg.anchor_spacing,
-            "scales": anchor_scales(cfg),
-            "clip": cfg.anchor_clip,
-            "scale_reference": "min(height, width)",
-            "format": "xyxy pixels",
-            "box_coder_weights": list(BOX_CODER_WEIGHTS),
-        },
+        "anchors": anchors_section(cfg, height, width),
         "model_config": cfg.to_dict(),
         "versions": {
             "depthssd": __version__,
@@ -185,26 +164,6 @@ def build_sidecar(
         },
         "onnx_sha256": file_sha256(onnx_path),
     }
-
-
-def read_sidecar(onnx_path: str | Path, verify_hash: bool = True) -> dict[str, Any]:
-    """Load the sidecar of an ONNX file, optionally checking the recorded SHA-256.
-
-    Raises:
-        ValueError: naming the file when the sidecar is missing, unreadable or out of date.
-    """
-    side = sidecar_path(onnx_path)
-    if not side.is_file():
-        raise ValueError(f"ONNX sidecar not found: {side}")
-    try:
-        data = json.loads(side.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"ONNX sidecar {side} is not valid JSON: {exc}") from exc
-    if data.get("format") != SIDECAR_FORMAT:
-        raise ValueError(f"ONNX sidecar {side}: unknown format {data.get('format')!r}")
-    if verify_hash and data.get("onnx_sha256") != file_sha256(onnx_path):
-        raise ValueError(f"ONNX sidecar {side} does not match {onnx_path} (sha256 differs)")
-    return data
 
 
 def measure_ort_latency(

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from depthssd_core.boxes import box_iou
+
 DEPTH_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
 
 
@@ -52,20 +54,6 @@ def depth_metrics(pred_m: np.ndarray, gt_m: np.ndarray, min_m: float = 1.0,
     }
 
 
-def box_iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix [N, M] of xyxy boxes (pixel-edge convention: area = (x2-x1)*(y2-y1))."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
 def match_detections(gt_boxes: np.ndarray, gt_labels: Sequence[int], det_boxes: np.ndarray,
                      det_labels: Sequence[int], det_scores: Sequence[float],
                      iou_threshold: float = 0.5) -> list[tuple[int, int]]:
@@ -77,7 +65,7 @@ def match_detections(gt_boxes: np.ndarray, gt_labels: Sequence[int], det_boxes: 
     Returns:
         (gt index, detection index) pairs.
     """
-    iou = box_iou_np(gt_boxes, det_boxes)
+    iou = box_iou(gt_boxes, det_boxes)
     taken: set[int] = set()
     pairs = []
     for d in np.argsort(-np.asarray(det_scores, np.float64), kind="stable"):

@@ -1,65 +1,30 @@
 """Detection post-processing shared by every backend: box decoding, thresholds and NMS.
 
 The exported graph stops at raw ``cls_logits`` and ``box_regression`` (see ARCHITECTURE.md);
-everything here runs after it, identically for PyTorch, ONNX Runtime and TensorRT. Box codes
-follow torchvision's ``BoxCoder(weights=(10, 10, 5, 5))`` so the training targets and the
-decoding agree; NMS is torchvision's class-wise ``batched_nms``.
+everything here runs after it, identically for PyTorch, ONNX Runtime and TensorRT. Boxes are
+decoded with the graph contract's coder (``depthssd_core.graph_contract.box_coder``: torchvision's
+``BoxCoder``, the same one training encodes its targets with), clipped and filtered with
+torchvision's ``clip_boxes_to_image`` / ``remove_small_boxes``, and suppressed with its
+class-wise ``batched_nms``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torchvision.ops import batched_nms
+from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
 
-#: torchvision's SSD box-coder weights (wx, wy, ww, wh).
-BOX_CODER_WEIGHTS: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0)
-# torchvision clamps the log-size deltas at log(1000 / 16) so exp() cannot overflow.
-_BBOX_XFORM_CLIP = math.log(1000.0 / 16)
+from depthssd_core.graph_contract import box_coder
 
-
-def decode_boxes(rel_codes: np.ndarray | torch.Tensor, anchors_xyxy: np.ndarray | torch.Tensor,
-                 weights: tuple[float, float, float, float] = BOX_CODER_WEIGHTS,
-                 ) -> np.ndarray | torch.Tensor:
-    """Decode box regression codes against anchors (torchvision ``BoxCoder.decode_single``).
-
-    Args:
-        rel_codes: (..., A, 4) encoded offsets (dx, dy, dw, dh).
-        anchors_xyxy: (A, 4) anchors in pixels, x1 y1 x2 y2.
-        weights: the coder weights (wx, wy, ww, wh).
-
-    Returns:
-        Decoded boxes (..., A, 4) xyxy pixels, the same array type (numpy or torch) as
-        ``rel_codes``.
-    """
-    is_numpy = isinstance(rel_codes, np.ndarray)
-    codes = torch.from_numpy(np.asarray(rel_codes)) if is_numpy else rel_codes
-    anchors = torch.as_tensor(anchors_xyxy, dtype=codes.dtype, device=codes.device)
-    if codes.shape[-1] != 4 or anchors.shape[-1] != 4 or codes.shape[-2] != anchors.shape[0]:
-        raise ValueError(
-            f"box codes {tuple(codes.shape)} do not match anchors {tuple(anchors.shape)}"
-        )
-    wx, wy, ww, wh = weights
-    widths = anchors[:, 2] - anchors[:, 0]
-    heights = anchors[:, 3] - anchors[:, 1]
-    ctr_x = anchors[:, 0] + 0.5 * widths
-    ctr_y = anchors[:, 1] + 0.5 * heights
-    dx = codes[..., 0] / wx
-    dy = codes[..., 1] / wy
-    dw = torch.clamp(codes[..., 2] / ww, max=_BBOX_XFORM_CLIP)
-    dh = torch.clamp(codes[..., 3] / wh, max=_BBOX_XFORM_CLIP)
-    pred_ctr_x = dx * widths + ctr_x
-    pred_ctr_y = dy * heights + ctr_y
-    half_w = 0.5 * torch.exp(dw) * widths
-    half_h = 0.5 * torch.exp(dh) * heights
-    boxes = torch.stack(
-        [pred_ctr_x - half_w, pred_ctr_y - half_h, pred_ctr_x + half_w, pred_ctr_y + half_h],
-        dim=-1,
-    )
-    return boxes.numpy() if is_numpy else boxes
+#: The shipped model's operating point: its best-F1 score cut on a validation split
+#: (models/MODEL_CARD.md). The runtime's and the node's default (config/depthssd.yaml).
+DEFAULT_SCORE_THRESHOLD = 0.3
+#: The decoder of ``box_regression`` (torchvision's BoxCoder with the contract's weights).
+_BOX_CODER = box_coder()
+# Boxes clipped narrower or lower than this (anchors far outside the image) carry nothing.
+_MIN_BOX_SIZE_PX = 1e-3
 
 
 def _as_numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -91,7 +56,7 @@ def postprocess_detections(
     box_regression: np.ndarray | torch.Tensor,
     anchors_xyxy: np.ndarray | torch.Tensor,
     image_size_hw: tuple[int, int],
-    score_threshold: float = 0.3,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
     nms_iou: float = 0.5,
     max_detections: int = 100,
     pre_nms_top_k: int = 1000,
@@ -139,40 +104,56 @@ def postprocess_detections(
             f"cls_logits {tuple(logits.shape)} and box_regression {tuple(codes.shape)} "
             "do not describe the same anchors"
         )
-    # Scoring runs in numpy, class-major (C + 1, A): reductions over a contiguous 9-long axis
-    # are ~10x slower than element-wise passes over 9 rows of ~30k, and torch's intra-op
-    # thread pool costs more than it saves here. torch only sees the top-k candidates.
-    num_classes = logits.shape[1] - 1
+    anchors = _as_numpy(anchors_xyxy)
+    if anchors.shape != (logits.shape[0], 4):
+        raise ValueError(f"anchors {tuple(anchors.shape)} do not match the outputs' "
+                         f"{logits.shape[0]} anchors")
+    flat, keep = _top_candidates(logits, score_threshold, pre_nms_top_k, class_filter)
     num_anchors = logits.shape[0]
+    anchor_idx, labels, cand_scores = keep % num_anchors, keep // num_anchors, flat[keep]
+    # Gathers stay in numpy: torch's indexing kernels wake its intra-op thread pool, which on
+    # a busy 2-core machine cost up to 12 ms for 1000 rows (0.03 ms in numpy). torch sees
+    # only the candidates' tensors, for the box coder, the box ops and NMS.
+    boxes = _BOX_CODER.decode_single(torch.from_numpy(codes[anchor_idx]),
+                                     torch.from_numpy(anchors[anchor_idx]))
+    boxes = clip_boxes_to_image(boxes, tuple(image_size_hw))
+    valid = remove_small_boxes(boxes, _MIN_BOX_SIZE_PX).numpy()
+    boxes_np = boxes.numpy()[valid]
+    cand_scores, labels = cand_scores[valid], labels[valid]
+    kept = batched_nms(torch.from_numpy(boxes_np), torch.from_numpy(cand_scores),
+                       torch.from_numpy(labels), nms_iou)[:max_detections].numpy()
+    return Detections(
+        boxes_xyxy=boxes_np[kept].astype(np.float32),
+        scores=cand_scores[kept].astype(np.float32),
+        class_index=labels[kept].astype(np.int64),
+    )
+
+
+def _top_candidates(logits: np.ndarray, score_threshold: float, pre_nms_top_k: int,
+                    class_filter: set[int] | frozenset[int] | None,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities, class-major and flattened (C * A,), and the flat indices of the
+    (anchor, class) pairs above ``score_threshold`` (at most the ``pre_nms_top_k`` best).
+
+    Runs in numpy, class-major (C + 1, A): reductions over a contiguous 9-long axis are ~10x
+    slower than element-wise passes over 9 rows of ~30k, and torch's intra-op thread pool
+    costs more than it saves here. The softmax works in place in one (C + 1, A) buffer.
+    """
+    num_classes = logits.shape[1] - 1
     by_class = np.ascontiguousarray(logits.T)
-    shifted = np.exp(by_class - by_class.max(axis=0))
-    scores = shifted[1:] / shifted.sum(axis=0)
-    if class_filter is not None:
-        allowed = np.zeros((num_classes, 1), dtype=np.float32)
-        for index in class_filter:
-            if 0 <= int(index) < num_classes:
-                allowed[int(index)] = 1.0
-        scores *= allowed
+    np.subtract(by_class, by_class.max(axis=0), out=by_class)
+    np.exp(by_class, out=by_class)
+    scores = by_class[1:]
+    np.divide(scores, by_class.sum(axis=0), out=scores)
+    wanted = {int(i) for i in class_filter if 0 <= int(i) < num_classes} \
+        if class_filter is not None else None
+    if wanted is not None and len(wanted) < num_classes:
+        # A filter naming every class changes nothing: skip its pass over all scores.
+        scores[[c for c in range(num_classes) if c not in wanted]] *= 0.0
     flat = scores.reshape(-1)
     above = flat > score_threshold
     if np.count_nonzero(above) > pre_nms_top_k:
         keep = np.argpartition(flat, flat.size - pre_nms_top_k)[flat.size - pre_nms_top_k:]
     else:
         keep = np.flatnonzero(above)
-    anchor_idx = torch.from_numpy(keep % num_anchors)
-    labels = torch.from_numpy(keep // num_anchors)
-    cand_scores = torch.from_numpy(flat[keep])
-    anchors = torch.as_tensor(anchors_xyxy, dtype=torch.float32)
-    boxes = decode_boxes(torch.from_numpy(codes[anchor_idx.numpy()]), anchors[anchor_idx])
-    height, width = image_size_hw
-    boxes[:, 0::2] = boxes[:, 0::2].clamp(0.0, float(width))
-    boxes[:, 1::2] = boxes[:, 1::2].clamp(0.0, float(height))
-    # Boxes clipped to nothing (anchors far outside the image) carry no information.
-    valid = (boxes[:, 2] - boxes[:, 0] > 1e-3) & (boxes[:, 3] - boxes[:, 1] > 1e-3)
-    boxes, cand_scores, labels = boxes[valid], cand_scores[valid], labels[valid]
-    kept = batched_nms(boxes, cand_scores, labels, nms_iou)[:max_detections]
-    return Detections(
-        boxes_xyxy=boxes[kept].numpy().astype(np.float32),
-        scores=cand_scores[kept].numpy().astype(np.float32),
-        class_index=labels[kept].numpy().astype(np.int64),
-    )
+    return flat, keep

@@ -1,10 +1,18 @@
 """The perception runtime: one camera frame in, detections with distances and a depth map out.
 
-``Perceptor`` wraps an inference backend with everything around the exported graph: frame
-validation and resizing, intrinsics scaling, normalisation, box decoding and NMS, metric depth
-(``depth_c * f / f_c``), per-object distances, tracking, and the recurrent memory state with its
-automatic resets. It holds no ROS types; ``depthssd_ros`` converts messages and calls
-:meth:`Perceptor.process`.
+``Perceptor`` wraps an inference backend with everything around the exported graph, as five
+named stages that :meth:`Perceptor.process` runs and times in order (its ``latency_ms`` keys in
+brackets):
+
+1. :meth:`~Perceptor.preprocess` [preprocess]: frame validation, resizing, normalisation (with
+   the input checks and automatic memory resets of :meth:`~Perceptor.process`);
+2. :meth:`~Perceptor.infer` [inference]: the backend, fed and updating the recurrent memory;
+3. :meth:`~Perceptor.decode` [decode]: box decoding, thresholds and NMS, and metric depth
+   (``depth_c * f / f_c``);
+4. :meth:`~Perceptor.measure_distances` [distance]: per-object distances;
+5. :meth:`~Perceptor.track` [tracking]: identities, smoothed distances, frame-pixel boxes.
+
+It holds no ROS types; ``depthssd_ros`` converts messages and calls :meth:`Perceptor.process`.
 """
 
 from __future__ import annotations
@@ -21,12 +29,19 @@ import cv2
 import numpy as np
 
 from depthssd_core.backends.base import InferenceBackend
+from depthssd_core.backends.loading import load_backend
 from depthssd_core.classes import CLASSES
 from depthssd_core.config import SUPERVISED_DEPTH_RANGE_M
-from depthssd_core.distance import DistanceSettings, estimate_object_distance
+from depthssd_core.distance import DistanceSettings, ObjectDistance, estimate_object_distances
 from depthssd_core.geometry import CameraIntrinsics, backproject
 from depthssd_core.image import validate_frame
-from depthssd_core.postprocess import postprocess_detections
+from depthssd_core.model.anchors import anchors_for
+from depthssd_core.model_info import ModelInfo
+from depthssd_core.postprocess import (
+    DEFAULT_SCORE_THRESHOLD,
+    Detections,
+    postprocess_detections,
+)
 from depthssd_core.tracking import Tracker, TrackerSettings
 
 # Traffic lights and signs hang above the road: the flat-ground distance does not apply.
@@ -41,7 +56,8 @@ class PerceptorSettings:
     """Run-time settings; may be changed between frames (``perceptor.settings.x = ...``).
 
     Attributes:
-        score_threshold: minimum class probability of a detection.
+        score_threshold: minimum class probability of a detection (default: the shipped
+            model's operating point, ``postprocess.DEFAULT_SCORE_THRESHOLD``).
         nms_iou: IoU above which a lower-scored box of the same class is suppressed.
         max_detections: most detections per frame.
         pre_nms_top_k: most candidates entering NMS.
@@ -57,7 +73,7 @@ class PerceptorSettings:
             (``SUPERVISED_DEPTH_RANGE_M``), or the model's maximum if lower.
     """
 
-    score_threshold: float = 0.35
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD
     nms_iou: float = 0.5
     max_detections: int = 100
     pre_nms_top_k: int = 1000
@@ -149,28 +165,38 @@ class PerceptionResult:
     stamp_s: float = 0.0
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the runtime needs to know about a model, from its config or ONNX sidecar."""
+@dataclass
+class DecodedFrame:
+    """What :meth:`Perceptor.decode` makes of the network outputs.
 
-    cfg: Any  # depthssd_core.config.ModelConfig
-    input_height: int
-    input_width: int
-    initial_mem_m: np.ndarray  # [1, heads, d_k, d_v]
-    initial_mem_s: np.ndarray
+    Attributes:
+        detections: boxes in network-input pixels, scores and classes, after NMS.
+        depth_in: float32 metric depth at the network input resolution (NaN invalid).
+        depth_frame: the same at the caller's frame resolution (``depth_in`` itself when the
+            two sizes agree).
+    """
+
+    detections: Detections
+    depth_in: np.ndarray
+    depth_frame: np.ndarray
 
 
-def model_info_from_module(model: Any, input_height: int | None = None,
-                           input_width: int | None = None) -> ModelInfo:
-    """:class:`ModelInfo` of a ``DepthSSD`` module (input size defaults to its config's)."""
-    import torch
+class _StageClock:
+    """Times consecutive stages: ``lap(name)`` closes the stage running since the last lap."""
 
-    cfg = model.cfg
-    with torch.no_grad():
-        mem_m, mem_s = model.initial_state(1)
-    return ModelInfo(cfg, int(input_height or cfg.input_height),
-                     int(input_width or cfg.input_width),
-                     mem_m.detach().float().cpu().numpy(), mem_s.detach().float().cpu().numpy())
+    def __init__(self) -> None:
+        self._start = self._last = time.perf_counter()
+        self._laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self._laps[name] = now - self._last
+        self._last = now
+
+    def latency_ms(self) -> dict[str, float]:
+        """Every lap and their ``total``, in milliseconds."""
+        return {name: 1000.0 * value
+                for name, value in {**self._laps, "total": self._last - self._start}.items()}
 
 
 def focal_for_depth(intrinsics: CameraIntrinsics) -> float:
@@ -180,6 +206,57 @@ def focal_for_depth(intrinsics: CameraIntrinsics) -> float:
     (800x600 -> 640x360) the geometric mean is the isotropic focal of equal pixel area.
     """
     return math.sqrt(intrinsics.fx * intrinsics.fy)
+
+
+def preprocess_frame(frame: np.ndarray, encoding: str, input_hw: tuple[int, int],
+                     scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """A uint8 frame as the network input: float32 [1, 3, H_in, W_in], ``x * scale + offset``
+    per RGB plane (``scale = 1 / (255 std)``, ``offset = -mean / std``).
+
+    Raises:
+        ValueError: the frame does not match ``encoding`` (see ``image.validate_frame``).
+    """
+    enc = validate_frame(frame, encoding)
+    height, width = input_hw
+    if frame.shape[1] != width or frame.shape[0] != height:
+        frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
+    # One contiguous uint8 plane per channel first: the arithmetic over contiguous planes is
+    # twice as fast as over the interleaved frame's strided channels (measured). No
+    # colour-converted or HWC float copy is made.
+    planes = cv2.split(frame) if frame.ndim == 3 else (frame,)
+    image = np.empty((1, 3, height, width), np.float32)
+    for plane, channel in enumerate(_RGB_CHANNELS[enc]):
+        np.multiply(planes[channel], scale[plane], out=image[0, plane], casting="unsafe")
+        image[0, plane] += offset[plane]
+    return image
+
+
+def metric_depth(depth_c: np.ndarray, focal_ratio: float, input_hw: tuple[int, int],
+                 frame_hw: tuple[int, int], min_depth_m: float, max_depth_m: float,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical depth -> metric depth at the input and at the frame resolution.
+
+    Args:
+        depth_c: (h, w) canonical depth of the network (stride 4).
+        focal_ratio: focal length of the network input over the canonical focal length.
+        input_hw: network input (height, width).
+        frame_hw: caller's frame (height, width).
+        min_depth_m: depth below this is NaN.
+        max_depth_m: depth above this is NaN.
+
+    Returns:
+        (depth at the input resolution, depth at the frame resolution), float32 metres; the
+        same array twice when the sizes agree. Both are bilinear upsamplings of the
+        low-resolution map (the frame's is not a resampling of the input's).
+    """
+    depth_low = depth_c * np.float32(focal_ratio)
+    sizes = [input_hw] if tuple(frame_hw) == tuple(input_hw) else [input_hw, frame_hw]
+    out = []
+    for height, width in sizes:
+        depth = cv2.resize(depth_low, (width, height), interpolation=cv2.INTER_LINEAR)
+        np.copyto(depth, np.float32(np.nan), where=(depth < min_depth_m) | (depth > max_depth_m))
+        out.append(depth)
+    return out[0], out[-1]
 
 
 class Perceptor:
@@ -208,7 +285,7 @@ class Perceptor:
         std = np.asarray(cfg.std, np.float32)
         self._scale = (1.0 / (255.0 * std)).astype(np.float32)
         self._offset = (-mean / std).astype(np.float32)
-        self._anchors = self._compute_anchors()
+        self._anchors = anchors_for(model.cfg, model.input_height, model.input_width)
         self.backend.load()
         self._pending_reset: str | None = None
         self.reset()
@@ -220,7 +297,8 @@ class Perceptor:
     def from_model(cls, path: str | Path, backend: str = "auto",
                    settings: PerceptorSettings | None = None, num_threads: int = 2,
                    cache_dir: str | Path | None = None, device: str | None = None,
-                   **kwargs: Any) -> Perceptor:
+                   tracker_settings: TrackerSettings | None = None,
+                   distance_settings: DistanceSettings | None = None) -> Perceptor:
         """Load a model file (``.safetensors`` checkpoint or ``.onnx`` + sidecar).
 
         Args:
@@ -229,26 +307,21 @@ class Perceptor:
                 torch), ``tensorrt``, ``onnxruntime`` or ``torch``.
             settings: run-time settings.
             num_threads: CPU threads (ONNX Runtime intra-op, torch).
-            cache_dir: where a checkpoint's ONNX export is cached (default: next to the
-                checkpoint if writable, else ``$XDG_CACHE_HOME/depthssd``).
-            device: torch device of the torch backend (``cpu``, ``cuda``, ...); None picks
-                CUDA when available. ``auto`` strings are treated as None.
-            kwargs: passed to :class:`Perceptor` (tracker_settings, distance_settings).
+            cache_dir: where a checkpoint's ONNX export is cached (default: the per-user
+                cache, ``depthssd_core.backends.loading.onnx_cache_dir``).
+            device: torch device of the torch backend (``cpu``, ``cuda``, ...); None, ``""``
+                and ``auto`` pick CUDA when available.
+            tracker_settings: tracker parameters.
+            distance_settings: per-object distance parameters.
 
         Raises:
             FileNotFoundError / ValueError: the file is missing, corrupt or inconsistent
                 (the message names it); ImportError: the requested backend is not installed.
         """
-        from depthssd_core.backends.loading import load_backend
-
         backend_obj, info = load_backend(Path(path), backend, num_threads, cache_dir,
                                          None if device in (None, "", "auto") else device)
-        return cls(backend_obj, info, settings=settings, **kwargs)
-
-    def _compute_anchors(self) -> np.ndarray:
-        from depthssd_core.model.anchors import anchors_for
-
-        return anchors_for(self.model.cfg, self.model.input_height, self.model.input_width)
+        return cls(backend_obj, info, settings=settings, tracker_settings=tracker_settings,
+                   distance_settings=distance_settings)
 
     # ----------------------------------------------------------------- state
 
@@ -284,26 +357,9 @@ class Perceptor:
 
     # ----------------------------------------------------------------- per frame
 
-    def preprocess(self, frame: np.ndarray, encoding: str) -> np.ndarray:
-        """Frame -> float32 [1, 3, H_in, W_in] normalised RGB."""
-        enc = validate_frame(frame, encoding)
-        size = (self.model.input_width, self.model.input_height)
-        if frame.shape[1] != size[0] or frame.shape[0] != size[1]:
-            frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
-        if frame.ndim == 2:
-            frame = frame[:, :, None]
-        # (x / 255 - mean) / std, one plane at a time straight from the uint8 channel: no
-        # colour-converted or HWC float copy (measured 20x faster than converting first).
-        image = np.empty((1, 3, size[1], size[0]), np.float32)
-        for plane, channel in enumerate(_RGB_CHANNELS[enc]):
-            np.multiply(frame[:, :, channel], self._scale[plane], out=image[0, plane],
-                        casting="unsafe")
-            image[0, plane] += self._offset[plane]
-        return image
-
     def process(self, frame: np.ndarray, encoding: str, intrinsics: CameraIntrinsics,
                 stamp_s: float) -> PerceptionResult:
-        """Perceive one frame.
+        """Perceive one frame: the stages preprocess, infer, decode, distance and track.
 
         Args:
             frame: uint8 (H, W, C) image in ``encoding`` (bgra8, bgr8, rgb8, rgba8, mono8).
@@ -312,14 +368,37 @@ class Perceptor:
             stamp_s: capture time, seconds (sim time in CARLA).
 
         Returns:
-            :class:`PerceptionResult`.
+            :class:`PerceptionResult`; its ``latency_ms`` times each stage.
 
         Raises:
             ValueError: bad frame, encoding, intrinsics, stamp or settings (naming the problem).
         """
-        t0 = time.perf_counter()
-        s = self.settings
-        s.validate()
+        clock = _StageClock()
+        image, stamp_s, memory_reset = self._begin_frame(frame, encoding, intrinsics, stamp_s)
+        clock.lap("preprocess")
+        outputs = self.infer(image)
+        clock.lap("inference")
+        intr_in = intrinsics.resized(self.model.input_width, self.model.input_height)
+        decoded = self.decode(outputs, intr_in, frame.shape[:2])
+        clock.lap("decode")
+        distances = self.measure_distances(decoded.detections, decoded.depth_in, intr_in)
+        clock.lap("distance")
+        detections = self.track(decoded.detections, distances, intr_in, frame.shape[:2],
+                                stamp_s)
+        self._last_stamp_s, self._last_intrinsics = stamp_s, intrinsics
+        clock.lap("tracking")
+        return PerceptionResult(detections=detections, depth_m=decoded.depth_frame,
+                                latency_ms=clock.latency_ms(), memory_reset=memory_reset,
+                                backend=self.backend.name, stamp_s=stamp_s)
+
+    def _begin_frame(self, frame: np.ndarray, encoding: str, intrinsics: CameraIntrinsics,
+                     stamp_s: float) -> tuple[np.ndarray, float, str | None]:
+        """Validate the inputs, preprocess, and reset the state if this frame asks for it.
+
+        Returns:
+            (network input, stamp as float, why the state was reset or None).
+        """
+        self.settings.validate()
         if not isinstance(intrinsics, CameraIntrinsics):
             raise ValueError(f"intrinsics must be CameraIntrinsics, got {type(intrinsics)}")
         intrinsics.validate()
@@ -333,82 +412,108 @@ class Perceptor:
                 f"intrinsics are for {intrinsics.width}x{intrinsics.height} but the frame is "
                 f"{frame_w}x{frame_h}"
             )
-        reason = self._reset_reason(intrinsics, float(stamp_s))
+        reason = self._reset_reason(intrinsics, stamp_s)
         if reason is not None:
             self.reset()
             self._pending_reset = reason
         memory_reset, self._pending_reset = self._pending_reset, None
-        if not s.memory_enabled:
+        return image, stamp_s, memory_reset
+
+    def preprocess(self, frame: np.ndarray, encoding: str) -> np.ndarray:
+        """Stage 1: frame -> float32 [1, 3, H_in, W_in] normalised RGB (validates the frame)."""
+        return preprocess_frame(frame, encoding, (self.model.input_height,
+                                                  self.model.input_width),
+                                self._scale, self._offset)
+
+    def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """Stage 2: run the network on the current memory state and keep its new state.
+
+        With ``memory_enabled`` off the initial state is fed instead.
+
+        Returns:
+            The graph's outputs by name (``graph_contract.OUTPUT_NAMES``).
+        """
+        if not self.settings.memory_enabled:
             self._mem_m = self.model.initial_mem_m.copy()
             self._mem_s = self.model.initial_mem_s.copy()
-        t1 = time.perf_counter()
+        outputs = self.backend.infer(image, self._mem_m, self._mem_s)
+        self._mem_m, self._mem_s = outputs["mem_m_out"], outputs["mem_s_out"]
+        return outputs
 
-        out = self.backend.infer(image, self._mem_m, self._mem_s)
-        self._mem_m, self._mem_s = out["mem_m_out"], out["mem_s_out"]
-        t2 = time.perf_counter()
+    def decode(self, outputs: dict[str, np.ndarray], intrinsics_in: CameraIntrinsics,
+               frame_hw: tuple[int, int]) -> DecodedFrame:
+        """Stage 3: boxes (thresholds, decoding, NMS) and metric depth from the outputs.
 
-        in_h, in_w = self.model.input_height, self.model.input_width
-        intr_in = intrinsics.resized(in_w, in_h)
+        Args:
+            outputs: the network outputs of :meth:`infer`.
+            intrinsics_in: the camera resized to the network input.
+            frame_hw: (height, width) of the caller's frame.
+        """
+        s, cfg = self.settings, self.model.cfg
+        in_hw = (self.model.input_height, self.model.input_width)
         class_filter = None if s.classes is None else frozenset(CLASSES.index(c)
                                                                 for c in s.classes)
-        dets = postprocess_detections(out["cls_logits"], out["box_regression"], self._anchors,
-                                      (in_h, in_w), s.score_threshold, s.nms_iou,
-                                      s.max_detections, s.pre_nms_top_k, class_filter)
-        cfg = self.model.cfg
-        min_d, max_d = self.depth_range_m
-        depth_low = out["depth_c"][0, 0] * np.float32(focal_for_depth(intr_in)
-                                                       / cfg.canonical_focal_px)
-        depth_in = cv2.resize(depth_low, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
-        depth_in[(depth_in < min_d) | (depth_in > max_d)] = np.nan
-        if (frame_w, frame_h) == (in_w, in_h):
-            depth_frame = depth_in
-        else:
-            depth_frame = cv2.resize(depth_low, (frame_w, frame_h),
-                                     interpolation=cv2.INTER_LINEAR)
-            depth_frame[(depth_frame < min_d) | (depth_frame > max_d)] = np.nan
-        t3 = time.perf_counter()
+        detections = postprocess_detections(
+            outputs["cls_logits"], outputs["box_regression"], self._anchors, in_hw,
+            s.score_threshold, s.nms_iou, s.max_detections, s.pre_nms_top_k, class_filter)
+        depth_in, depth_frame = metric_depth(
+            outputs["depth_c"][0, 0], focal_for_depth(intrinsics_in) / cfg.canonical_focal_px,
+            in_hw, tuple(frame_hw), *self.depth_range_m)
+        return DecodedFrame(detections, depth_in, depth_frame)
 
-        distances = []
+    def measure_distances(self, detections: Detections, depth_in: np.ndarray,
+                          intrinsics_in: CameraIntrinsics) -> list[ObjectDistance]:
+        """Stage 4: each detection's distance from the depth map (and the road, if enabled).
+
+        Args:
+            detections: input-pixel detections of :meth:`decode`.
+            depth_in: metric depth at the network input resolution.
+            intrinsics_in: the camera resized to the network input.
+        """
+        s = self.settings
         ground_ok = s.camera_height_m is not None and s.camera_pitch_rad is not None
-        for box, cls in zip(dets.boxes_xyxy, dets.class_index, strict=True):
-            distances.append(estimate_object_distance(
-                depth_in, box, intr_in,
-                camera_height_m=s.camera_height_m if ground_ok else None,
-                camera_pitch_rad=s.camera_pitch_rad if ground_ok else None,
-                on_ground=CLASSES[int(cls)] not in _OFF_GROUND_CLASSES,
-                settings=self.distance_settings))
-        t4 = time.perf_counter()
+        on_ground = np.array([CLASSES[int(c)] not in _OFF_GROUND_CLASSES
+                              for c in detections.class_index], bool)
+        return estimate_object_distances(
+            depth_in, detections.boxes_xyxy, intrinsics_in,
+            camera_height_m=s.camera_height_m if ground_ok else None,
+            camera_pitch_rad=s.camera_pitch_rad if ground_ok else None,
+            on_ground=on_ground, settings=self.distance_settings)
 
+    def track(self, detections: Detections, distances: list[ObjectDistance],
+              intrinsics_in: CameraIntrinsics, frame_hw: tuple[int, int],
+              stamp_s: float) -> list[Detection]:
+        """Stage 5: keep identities and smooth distances; the detections in frame pixels.
+
+        Args:
+            detections: input-pixel detections of :meth:`decode`.
+            distances: their distances from :meth:`measure_distances`.
+            intrinsics_in: the camera resized to the network input.
+            frame_hw: (height, width) of the caller's frame.
+            stamp_s: the frame's stamp.
+        """
         states = self.tracker.update(
-            dets.boxes_xyxy, dets.class_index,
+            detections.boxes_xyxy, detections.class_index,
             np.array([d.distance_m for d in distances]),
-            np.array([d.sigma_m for d in distances]), float(stamp_s))
-        sx, sy = frame_w / in_w, frame_h / in_h
-        detections = []
-        for box, cls, score, dist, state in zip(dets.boxes_xyxy, dets.class_index, dets.scores,
-                                                distances, states, strict=True):
-            # The point follows the smoothed distance (the track may also coast through a
-            # frame whose measurement failed).
-            point = tuple(float(c) for c in backproject(
-                0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3]), state.distance_m, intr_in))
-            detections.append(Detection(
-                box_xyxy=(float(box[0] * sx), float(box[1] * sy), float(box[2] * sx),
-                          float(box[3] * sy)),
-                class_index=int(cls), class_name=CLASSES[int(cls)], score=float(score),
-                track_id=state.track_id, distance_m=state.distance_m,
-                distance_sigma_m=state.distance_sigma_m, point_optical=point,
-                closing_speed_mps=state.closing_speed_mps,
-                time_to_contact_s=state.time_to_contact_s,
-                measured_distance_m=dist.distance_m))
-        self._last_stamp_s = float(stamp_s)
-        self._last_intrinsics = intrinsics
-        t5 = time.perf_counter()
-        latency = {"preprocess": t1 - t0, "inference": t2 - t1, "decode": t3 - t2,
-                   "distance": t4 - t3, "tracking": t5 - t4, "total": t5 - t0}
-        return PerceptionResult(
-            detections=detections, depth_m=depth_frame,
-            latency_ms={k: v * 1000.0 for k, v in latency.items()},
-            memory_reset=memory_reset, backend=self.backend.name, stamp_s=float(stamp_s))
+            np.array([d.sigma_m for d in distances]), stamp_s)
+        in_h, in_w = self.model.input_height, self.model.input_width
+        boxes = detections.boxes_xyxy
+        # The point follows the smoothed distance (the track may also coast through a frame
+        # whose measurement failed).
+        points = backproject(0.5 * (boxes[:, 0] + boxes[:, 2]), 0.5 * (boxes[:, 1] + boxes[:, 3]),
+                             np.array([state.distance_m for state in states]), intrinsics_in)
+        frame_boxes = boxes * np.array([frame_hw[1] / in_w, frame_hw[0] / in_h] * 2, np.float32)
+        return [
+            Detection(box_xyxy=tuple(box), class_index=cls, class_name=CLASSES[cls],
+                      score=score, track_id=state.track_id, distance_m=state.distance_m,
+                      distance_sigma_m=state.distance_sigma_m, point_optical=tuple(point),
+                      closing_speed_mps=state.closing_speed_mps,
+                      time_to_contact_s=state.time_to_contact_s,
+                      measured_distance_m=dist.distance_m)
+            for box, cls, score, point, state, dist in zip(
+                frame_boxes.tolist(), detections.class_index.tolist(),
+                detections.scores.tolist(), points.tolist(), states, distances, strict=True)
+        ]
 
     @property
     def depth_range_m(self) -> tuple[float, float]:

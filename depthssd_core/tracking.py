@@ -3,6 +3,9 @@
 Association is per class on the IoU between each track's predicted box (constant pixel
 velocity) and the new detections, solved greedily by descending IoU: with the few tens of
 objects of a driving scene greedy matches Hungarian except in rare ties, and needs no solver.
+All classes are matched in one pass over one IoU matrix whose cross-class pairs are excluded:
+pairs of different classes never share a row or a column, so this is the per-class greedy
+matching, at the cost of one matrix instead of one per class.
 A track is born from every unmatched detection and dies after ``max_misses`` frames without a
 match. Each track runs a 1-D constant-velocity Kalman filter on its distance; the closing speed
 is minus the distance rate (positive = approaching) and the time to contact is distance /
@@ -15,6 +18,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from depthssd_core.boxes import box_iou
 
 
 @dataclass(frozen=True)
@@ -74,21 +79,6 @@ class _Track:
     misses: int = 0
     distance_updates: int = 0
 
-    def predicted_box(self, stamp_s: float) -> np.ndarray:
-        return self.box_xyxy + self.box_velocity_pps * (stamp_s - self.stamp_s)
-
-
-def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
-    """Pairwise IoU (len(a), len(b)) of xyxy boxes."""
-    a = np.asarray(a_xyxy, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b_xyxy, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0.0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0.0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0.0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
@@ -157,16 +147,17 @@ class Tracker:
                 )
         assigned: dict[int, _Track] = {}
         matched_tracks: set[int] = set()
-        for cls in np.unique(classes):
-            det_idx = np.flatnonzero(classes == cls)
-            trk_idx = [i for i, t in enumerate(self._tracks) if t.class_index == int(cls)]
-            if not trk_idx:
-                continue
-            predicted = np.stack([self._tracks[i].predicted_box(stamp_s) for i in trk_idx])
-            iou = box_iou(predicted, boxes[det_idx])
+        if self._tracks and n:
+            tracks = self._tracks
+            # Constant pixel velocity from each track's last box to this stamp.
+            predicted = (np.array([t.box_xyxy for t in tracks])
+                         + np.array([t.box_velocity_pps for t in tracks])
+                         * (stamp_s - np.array([t.stamp_s for t in tracks]))[:, None])
+            same_class = np.array([t.class_index for t in tracks])[:, None] == classes[None, :]
+            iou = np.where(same_class, box_iou(predicted, boxes), -np.inf)
             for r, c in greedy_match(iou, self.settings.iou_threshold):
-                assigned[int(det_idx[c])] = self._tracks[trk_idx[r]]
-                matched_tracks.add(trk_idx[r])
+                assigned[c] = tracks[r]
+                matched_tracks.add(r)
         # Unmatched tracks coast; old ones die.
         survivors = []
         for i, track in enumerate(self._tracks):

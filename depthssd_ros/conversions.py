@@ -5,7 +5,7 @@ by :func:`depthssd_core.image.decode_image`, intrinsics checked by
 :class:`depthssd_core.geometry.CameraIntrinsics`, detections come from the runtime. The node
 (:mod:`depthssd_ros.perception_node`) calls these functions and publishes the results.
 
-Conventions (see docs/ARCHITECTURE.md and FACTS.md):
+Conventions (see docs/ARCHITECTURE.md and docs/REFERENCES.md, "vision_msgs 4.x"):
 
 * every output copies the input ``header`` (stamp and camera frame_id);
 * ``Detection2D.results[0].hypothesis.class_id`` is the class *name*, ``Detection2D.id`` the

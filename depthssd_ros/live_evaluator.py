@@ -6,10 +6,10 @@ header to every output), in whatever order they arrive. A frame is scored once b
 are in:
 
 - detections are matched to true objects of the same class at IoU >= 0.5 exactly as the
-  offline evaluation (``depthssd_train.metrics``) matches them; true objects too small or too
-  far to be expected (``min_box_height_px``, ``max_distance_m``) are "ignore" regions: a
-  detection on one is neither a true nor a false positive, and missing one is no false
-  negative;
+  offline evaluation matches them (both call ``depthssd_core.metrics.match_detections``);
+  true objects too small or too far to be expected (``min_box_height_px``,
+  ``max_distance_m``) are "ignore" regions: a detection on one is neither a true nor a false
+  positive, and missing one is no false negative;
 - for every matched pair with both distances known, the absolute relative distance error
   ``|d - d*| / d*``;
 - for depth images, the offline evaluation's AbsRel over true depths of 1 m to

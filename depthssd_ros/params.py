@@ -20,12 +20,13 @@ from rcl_interfaces.msg import (
     ParameterType,
 )
 
+from depthssd_core.backends.loading import BACKENDS
 from depthssd_core.classes import CLASSES
+from depthssd_core.postprocess import DEFAULT_SCORE_THRESHOLD
 
 #: File name of the model shipped with the package (share/depthssd_ros/models/).
 DEFAULT_MODEL_FILE = "depthssd_conv_small.safetensors"
 PACKAGE = "depthssd_ros"
-BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("num_threads", 2, "CPU threads of the backend (ONNX Runtime intra-op, torch).",
               1, 64),
     # --- detection (may change at run time) ---
-    ParamSpec("score_threshold", 0.3, "Minimum class probability of a published detection.",
+    ParamSpec("score_threshold", DEFAULT_SCORE_THRESHOLD,
+              "Minimum class probability of a published detection.",
               0.0, 1.0, dynamic=True),
     ParamSpec("nms_iou", 0.5,
               "IoU above which a lower-scored box of the same class is suppressed.",

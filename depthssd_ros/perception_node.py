@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import inspect
 import math
 import sys
 import threading
@@ -45,6 +44,7 @@ from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
 from depthssd_core.geometry import CameraIntrinsics
+from depthssd_core.runtime import Perceptor, PerceptorSettings
 from depthssd_ros import conversions as conv
 from depthssd_ros.params import PARAMETERS, SPECS, resolve_model_path
 
@@ -104,7 +104,7 @@ class PerceptionNode(Node):
                 raise ValueError(f"invalid parameter: {reason}")
 
         self._perceptor = self._load_perceptor()
-        self._pending_settings: Any = None
+        self._pending_settings: PerceptorSettings | None = None
         self._stats = _Stats()
         self._camera_info: CameraIntrinsics | None = None
         self._camera_info_error = "no camera_info received yet"
@@ -146,23 +146,19 @@ class PerceptionNode(Node):
         )
 
     # ------------------------------------------------------------------ setup
-    def _load_perceptor(self) -> Any:
+    def _load_perceptor(self) -> Perceptor:
         path = resolve_model_path(self._values["model_path"])
         self._model_path = path
         if not path.is_file():
             raise ModelLoadError(f"model file not found: {path}")
-        from depthssd_core.runtime import Perceptor
-
-        kwargs: dict[str, Any] = {}
-        if "device" in inspect.signature(Perceptor.from_model).parameters:
-            kwargs["device"] = self._values["device"]
         try:
             perceptor = Perceptor.from_model(path, backend=self._values["backend"],
                                              settings=self._settings_from(self._values),
-                                             num_threads=self._values["num_threads"], **kwargs)
+                                             num_threads=self._values["num_threads"],
+                                             device=self._values["device"])
         except Exception as exc:  # any failure of a model file ends the same way: one line
             raise ModelLoadError(f"cannot load model {path}: {exc}") from exc
-        device = str(getattr(perceptor.backend, "device", "cpu")).lower()
+        device = perceptor.backend.device.lower()
         if self._values["device"] == "cpu" and "cpu" not in device:
             # The runtime picks the device with the backend; refuse rather than run elsewhere.
             raise ModelLoadError(f"device cpu was requested but backend "
@@ -171,10 +167,8 @@ class PerceptionNode(Node):
         return perceptor
 
     @staticmethod
-    def _settings_from(values: dict[str, Any]) -> Any:
+    def _settings_from(values: dict[str, Any]) -> PerceptorSettings:
         """The runtime settings for the parameter ``values`` (raises ValueError if invalid)."""
-        from depthssd_core.runtime import PerceptorSettings
-
         ground = bool(values["use_ground_plane"])
         settings = PerceptorSettings(
             score_threshold=float(values["score_threshold"]),
@@ -191,10 +185,10 @@ class PerceptionNode(Node):
         return settings
 
     def _device_text(self) -> str:
-        return str(getattr(self._perceptor.backend, "device", self._values["device"]))
+        return self._perceptor.backend.device
 
     def _backend_text(self) -> str:
-        return str(getattr(self._perceptor.backend, "name", self._perceptor.backend))
+        return self._perceptor.backend.name
 
     def _publish_label_info(self) -> None:
         header = Header(stamp=self.get_clock().now().to_msg())
@@ -306,7 +300,7 @@ class PerceptionNode(Node):
         conv.check_image_matches_intrinsics(width, height, intrinsics)
         return intrinsics
 
-    def _process(self, item: _Frame, settings: Any, values: dict[str, Any],
+    def _process(self, item: _Frame, settings: PerceptorSettings | None, values: dict[str, Any],
                  reset_requested: bool) -> None:
         wait_ms = (time.monotonic() - item.received) * 1000.0
         msg, frame, intrinsics = item.msg, item.frame, item.intrinsics

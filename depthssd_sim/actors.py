@@ -24,7 +24,7 @@ from .render import (
     TEX_PLAIN,
     TEX_WINDOWS,
     BoxParts,
-    LabelledBox,
+    ObjectBox3D,
     rotation_z,
 )
 from .road import Road
@@ -276,7 +276,7 @@ class ActorTable:
         return self._frozen
 
     def at_time(self, t_s: float, road: Road, x_lo: float, x_hi: float,
-                paint_offset: int) -> tuple[BoxParts, list[LabelledBox]]:
+                paint_offset: int) -> tuple[BoxParts, list[ObjectBox3D]]:
         """World boxes of the actors that exist at time ``t_s`` with road x in [x_lo, x_hi].
 
         Args:
@@ -323,7 +323,7 @@ class ActorTable:
         for k, a in enumerate(np.flatnonzero(keep)):
             if f["category"][a] > 0:
                 centre = pos[k] + rot[k] @ f["box_offset"][a]
-                labelled.append(LabelledBox(int(f["owner"][a]), int(f["category"][a]), centre,
+                labelled.append(ObjectBox3D(int(f["owner"][a]), int(f["category"][a]), centre,
                                             f["box_size"][a].copy(), float(yaw[k])))
         return parts, labelled
 

@@ -158,7 +158,7 @@ def texture_stack(noise_tile: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class LabelledBox:
+class ObjectBox3D:
     """Full 3D box of a labelled object (the union of its parts), used for the ground truth."""
 
     instance_id: int

@@ -38,8 +38,8 @@ from .render import (
     BoxParts,
     CameraState,
     GroundPainter,
-    LabelledBox,
     Look,
+    ObjectBox3D,
     box_corners_optical,
     clipped_projection,
     polygon_truncation,
@@ -184,7 +184,7 @@ class SyntheticWorld:
         return assemble_frame(camera, parts, labelled, look, ground, name, index, t_s)
 
 
-def assemble_frame(camera: CameraState, parts: BoxParts, labelled: list[LabelledBox],
+def assemble_frame(camera: CameraState, parts: BoxParts, labelled: list[ObjectBox3D],
                    look: Look, ground: GroundPainter | None, sequence: str, index: int,
                    t_s: float) -> SynthFrame:
     """Render a camera view and derive every labelled object's ground truth from the pixels.
@@ -350,7 +350,7 @@ def render_scene(scene: Scene, sequence: str = "scene", frame_index: int = 0,
             owners[i] = -(i + 1)
         else:
             owners[i] = next_id
-            labelled.append(LabelledBox(next_id, category_id(obj.category), centres[i].copy(),
+            labelled.append(ObjectBox3D(next_id, category_id(obj.category), centres[i].copy(),
                                         size.copy(), float(obj.yaw_rad)))
             next_id += 1
     parts = BoxParts(centres, sizes / 2, yaws, np.arange(n) + FIRST_FREE_PAINT,

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models.detection._utils import BoxCoder, SSDMatcher
+from torchvision.models.detection._utils import SSDMatcher
 from torchvision.ops import box_iou, generalized_box_iou_loss
 
 from depthssd_core.config import SUPERVISED_DEPTH_RANGE_M
+from depthssd_core.graph_contract import box_coder
 
-BOX_CODER_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 TASKS = ("cls", "box", "depth")
 
 
@@ -153,7 +153,7 @@ def detection_loss(cls_logits: Tensor, box_regression: Tensor, anchors: Tensor,
         (cls_loss, box_loss, num_positives). Both losses are 0-dim tensors with a graph; they
         are exactly zero (zero gradient) when no frame of the batch has boxes.
     """
-    coder = BoxCoder(weights=BOX_CODER_WEIGHTS)
+    coder = box_coder()
     batch = cls_logits.shape[0]
     labelled = [b for b in range(batch) if bool(targets.has_boxes[b])]
     if not labelled:

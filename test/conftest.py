@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from ros_env import NodeProcess, configure_ros_environment, release_ros_environment
 
+#: The depthssd cache of test sessions (ONNX exports of checkpoints): inside the checkout
+#: (git-ignored), so tests never write to the user's ~/.cache, and kept between sessions
+#: because entries are keyed by the checkpoint's content.
+TEST_CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "depthssd-test"
+
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Before any test module imports rclpy, so that every node of the session is isolated.
+    # Before any test module imports rclpy, so that every node of the session is isolated;
+    # node processes started by tests inherit both settings.
     configure_ros_environment()
+    os.environ["DEPTHSSD_CACHE_DIR"] = str(TEST_CACHE_DIR)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-# Upstream vision_msgs 4.x and sensor_msgs hashes (../shared/FACTS.md).
+# Upstream vision_msgs 4.x and sensor_msgs hashes (docs/REFERENCES.md, "vision_msgs 4.x").
 UPSTREAM_HASHES = {
     "vision_msgs/msg/Detection2DArray":
         "RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968",

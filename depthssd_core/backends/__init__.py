@@ -4,6 +4,6 @@ Optional engines are imported lazily inside their backend so that ``depthssd_cor
 machine without onnxruntime, tensorrt or a GPU.
 """
 
-from depthssd_core.backends.base import INPUT_NAMES, OUTPUT_NAMES, InferenceBackend
+from depthssd_core.backends.base import InferenceBackend
 
-__all__ = ["INPUT_NAMES", "OUTPUT_NAMES", "InferenceBackend"]
+__all__ = ["InferenceBackend"]

@@ -1,8 +1,9 @@
 """The interface every inference backend implements.
 
 A backend runs the exported graph only: tensors in (``image``, ``mem_m``, ``mem_s``), the five
-named tensors out as numpy arrays. Pre-processing, decoding, NMS, distances and tracking live in
-the runtime and are shared by all backends.
+named tensors out as numpy arrays (names and order: ``depthssd_core.graph_contract``).
+Pre-processing, decoding, NMS, distances and tracking live in the runtime and are shared by all
+backends.
 """
 
 from __future__ import annotations
@@ -11,11 +12,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-#: Graph input names, in order (ARCHITECTURE.md, export contract).
-INPUT_NAMES: tuple[str, ...] = ("image", "mem_m", "mem_s")
-#: Graph output names, in order.
-OUTPUT_NAMES: tuple[str, ...] = ("cls_logits", "box_regression", "depth_c", "mem_m_out",
-                                 "mem_s_out")
+from depthssd_core.graph_contract import OUTPUT_NAMES
 
 
 class InferenceBackend(ABC):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from depthssd_core.backends.base import INPUT_NAMES, OUTPUT_NAMES, InferenceBackend, check_outputs
+from depthssd_core.backends.base import InferenceBackend, check_outputs
+from depthssd_core.graph_contract import INPUT_NAMES, OUTPUT_NAMES
 
 # Preferred order; only providers both installed and requested are used. The TensorRT EP is
 # left out on purpose: depthssd builds its own cached engines (engine.py).

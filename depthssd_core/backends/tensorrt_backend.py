@@ -12,13 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from depthssd_core.backends.base import (
-    INPUT_NAMES,
-    OUTPUT_NAMES,
-    InferenceBackend,
-    check_outputs,
-)
+from depthssd_core.backends.base import InferenceBackend, check_outputs
 from depthssd_core.engine import ensure_engine, gpu_identity, import_tensorrt, load_engine
+from depthssd_core.graph_contract import INPUT_NAMES, OUTPUT_NAMES
 
 
 def _torch_dtype(trt: Any, dtype: Any):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from depthssd_core.backends.base import OUTPUT_NAMES, InferenceBackend, check_outputs
+from depthssd_core.backends.base import InferenceBackend, check_outputs
+from depthssd_core.graph_contract import OUTPUT_NAMES
 
 
 class TorchBackend(InferenceBackend):

@@ -53,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Heavy imports after argument checks so usage errors answer instantly.
     from depthssd_core.checkpoint import load_model
-    from depthssd_core.export import export_onnx, sidecar_path
+    from depthssd_core.export import export_onnx
+    from depthssd_core.graph_contract import sidecar_path
 
     try:
         model = load_model(args.model)

@@ -11,22 +11,22 @@ from typing import TYPE_CHECKING, Any
 from depthssd_core.model.anchors import anchors_for, anchors_per_location, feature_sizes
 
 if TYPE_CHECKING:
+    from depthssd_core.config import ModelConfig
     from depthssd_core.model.network import DepthSSD
 
 __all__ = ["DepthSSD", "anchors_for", "anchors_per_location", "build_model", "feature_sizes"]
 
 
 def __getattr__(name: str) -> Any:
+    # Only for names this module does not define: DepthSSD, which pulls in torch and timm.
     if name == "DepthSSD":
         from depthssd_core.model.network import DepthSSD
 
         return DepthSSD
-    if name == "build_model":
-        return build_model
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def build_model(cfg: Any = None) -> DepthSSD:
+def build_model(cfg: ModelConfig | str | None = None) -> DepthSSD:
     """Build a DepthSSD from a ``ModelConfig``, a named configuration string or None (default)."""
     from depthssd_core.config import ModelConfig
     from depthssd_core.model.network import DepthSSD

@@ -4,8 +4,10 @@ A matrix memory M per head is read by the current frame's tokens and then update
 of gradient descent with momentum S and forgetting on the associative loss
 ``0.5 * sum_i theta_i * ||k_i M - v_i||^2 / N``. One frame is one chunk: the whole update is a
 handful of matmuls, so the state (M, S) goes in and out of the exported graph and the graph
-itself stays stateless. All state arithmetic runs in FP32, also inside an FP16 model, because G
-sums thousands of tokens.
+itself stays stateless. All state arithmetic runs in FP32, also inside an FP16 model: the state
+is carried from frame to frame, so half-precision rounding of each update would pile up over a
+drive (the update itself sums only the pooled tokens: 28 at a 320x180 input with
+``kv_pool`` 6, 112 at 640x360).
 """
 
 from __future__ import annotations

@@ -16,16 +16,19 @@ import numpy as np
 import pytest
 import torch
 
-from depthssd_core import engine, export
+from depthssd_core import engine, graph_contract
 from depthssd_core.backends import loading
-from depthssd_core.backends.base import OUTPUT_NAMES
 from depthssd_core.backends.onnxruntime_backend import OnnxRuntimeBackend
 from depthssd_core.backends.tensorrt_backend import TensorRTBackend
 from depthssd_core.backends.torch_backend import TorchBackend
+from depthssd_core.cache import user_cache_dir
 from depthssd_core.checkpoint import save_checkpoint
 from depthssd_core.config import ModelConfig
 from depthssd_core.geometry import CameraIntrinsics
+from depthssd_core.graph_contract import OUTPUT_NAMES
+from depthssd_core.hashing import file_sha256
 from depthssd_core.model import DepthSSD
+from depthssd_core.model_info import model_info_from_sidecar
 from depthssd_core.runtime import Perceptor, PerceptorSettings
 
 H, W = 64, 96
@@ -141,12 +144,31 @@ def test_from_model_checkpoint_and_onnx(model, files):
             [d.class_index for d in ref.detections]
 
 
-def test_checkpoint_export_is_cached_by_hash(model, files):
+def test_checkpoint_export_is_cached_by_hash_in_the_user_cache(model, files, tmp_path):
     ckpt, onnx_path = files
-    assert onnx_path.parent == ckpt.parent and ckpt.stem in onnx_path.name
+    # The test session points DEPTHSSD_CACHE_DIR at its own folder (test/conftest.py).
+    assert onnx_path.parent == user_cache_dir() / "onnx" != ckpt.parent
+    assert onnx_path.name.startswith(f"{ckpt.stem}.{file_sha256(ckpt)[:16]}")
+    assert sorted(p.name for p in ckpt.parent.iterdir()) == [ckpt.name]  # nothing beside it
     mtime = onnx_path.stat().st_mtime_ns
     assert loading.export_cached_onnx(ckpt, model, None) == onnx_path
     assert onnx_path.stat().st_mtime_ns == mtime
+    # An explicit folder wins; the same content gives the same name there.
+    mine = loading.export_cached_onnx(ckpt, model, tmp_path / "mine")
+    assert mine == tmp_path / "mine" / onnx_path.name and mine.is_file()
+    assert graph_contract.sidecar_path(mine).is_file()
+
+
+def test_user_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DEPTHSSD_CACHE_DIR", str(tmp_path / "explicit"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert user_cache_dir() == tmp_path / "explicit"
+    assert loading.onnx_cache_dir() == tmp_path / "explicit" / "onnx"
+    monkeypatch.delenv("DEPTHSSD_CACHE_DIR")
+    assert user_cache_dir() == tmp_path / "xdg" / "depthssd"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert user_cache_dir() == tmp_path / "home" / ".cache" / "depthssd"
 
 
 def test_model_file_errors(files, tmp_path):
@@ -173,9 +195,9 @@ def test_model_file_errors(files, tmp_path):
 def _copy_with_sidecar(onnx_path, folder, edit):
     dst = folder / "copy.onnx"
     dst.write_bytes(onnx_path.read_bytes())
-    data = json.loads(export.sidecar_path(onnx_path).read_text())
+    data = json.loads(graph_contract.sidecar_path(onnx_path).read_text())
     edit(data)
-    export.sidecar_path(dst).write_text(json.dumps(data))
+    graph_contract.sidecar_path(dst).write_text(json.dumps(data))
     return dst
 
 
@@ -201,6 +223,13 @@ def test_sidecar_graph_mismatches_say_what_differs(files, tmp_path):
 
     with pytest.raises(ValueError, match="no initial memory values"):
         Perceptor.from_model(_copy_with_sidecar(onnx_path, tmp_path, no_memory_values),
+                             backend="onnxruntime")
+
+    def other_coder(d):
+        d["anchors"]["box_coder_weights"] = [1.0, 1.0, 1.0, 1.0]
+
+    with pytest.raises(ValueError, match=r"anchors disagree.*box_coder_weights"):
+        Perceptor.from_model(_copy_with_sidecar(onnx_path, tmp_path, other_coder),
                              backend="onnxruntime")
 
     def wrong_memory_shape(d):
@@ -234,10 +263,11 @@ def test_tensorrt_gets_the_fp16_export(files):
     backend, info = loading.load_backend(ckpt, "tensorrt")
     assert isinstance(backend, TensorRTBackend)  # not loaded: there is no GPU here
     assert backend.onnx_path.name.endswith(".fp16.onnx") and backend.onnx_path != fp32_onnx
-    assert export.read_sidecar(backend.onnx_path)["precision"] == "fp16"
+    assert graph_contract.read_onnx_sidecar(backend.onnx_path)["precision"] == "fp16"
     # The engine builder sees the real FP16 export as FP16 (its IO stays float32).
     assert engine.onnx_precision(engine.onnx_io(backend.onnx_path)) == "fp16"
     assert engine.onnx_precision(engine.onnx_io(fp32_onnx)) == "fp32"
     np.testing.assert_array_equal(info.initial_mem_m,
-                                  loading.model_info_from_sidecar(
-                                      fp32_onnx, export.read_sidecar(fp32_onnx)).initial_mem_m)
+                                  model_info_from_sidecar(
+                                      fp32_onnx,
+                                      graph_contract.read_onnx_sidecar(fp32_onnx)).initial_mem_m)

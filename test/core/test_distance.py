@@ -10,6 +10,7 @@ import pytest
 from depthssd_core.distance import (
     DistanceSettings,
     estimate_object_distance,
+    estimate_object_distances,
     fuse_inverse_variance,
     ground_distance,
     robust_depth,
@@ -113,3 +114,27 @@ def test_ground_fusion_in_estimator():
     only_ground = estimate_object_distance(depth, box, INTR, camera_height_m=h,
                                            camera_pitch_rad=0.0)
     assert only_ground.distance_m == pytest.approx(z_true, rel=1e-6)
+
+
+@pytest.mark.parametrize("ground", [False, True])
+def test_all_boxes_at_once_equal_each_box_alone(ground):
+    """The frame-wide estimator gives every box exactly (bit for bit) its own estimate, for
+    tiny, off-image, bottom-cut and empty boxes, on a map with holes, with mixed on_ground."""
+    rng = np.random.default_rng(7)
+    depth = (rng.random((360, 640)) * 60 + 1.0).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.1] = np.nan
+    depth[200:260, 100:300] = 15.0 + rng.normal(0, 0.2, (60, 200))
+    xy = rng.uniform(-40, 620, (40, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(0.5, 160, (40, 2))], axis=1)
+    boxes[0] = [100, 200, 300, 360]  # cut by the image bottom
+    boxes[1] = [700, 10, 720, 40]  # off the image
+    boxes[2] = [150.2, 230.1, 150.9, 230.8]  # erodes to nothing: the centre pixel
+    boxes = boxes.astype(np.float32)
+    on_ground = rng.random(40) < 0.7
+    kwargs = {"camera_height_m": 1.6, "camera_pitch_rad": 0.03} if ground else {}
+    together = estimate_object_distances(depth, boxes, INTR, on_ground=on_ground, **kwargs)
+    alone = [estimate_object_distance(depth, box, INTR, on_ground=bool(g), **kwargs)
+             for box, g in zip(boxes, on_ground, strict=True)]
+    assert repr(together) == repr(alone)  # repr: exact floats, NaN equal to NaN
+    assert sum(d.fused for d in together) > 0 if ground else not any(d.fused for d in together)
+    assert estimate_object_distances(depth, np.zeros((0, 4)), INTR) == []

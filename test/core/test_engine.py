@@ -19,8 +19,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from depthssd_core import engine
-from depthssd_core.backends.base import INPUT_NAMES, OUTPUT_NAMES
 from depthssd_core.cli import build_engine as cli
+from depthssd_core.graph_contract import INPUT_NAMES, OUTPUT_NAMES
 
 OUT_SHAPES = {"cls_logits": [1, 12, 9], "box_regression": [1, 12, 4], "depth_c": [1, 1, 8, 16],
               "mem_m_out": [1, 2, 4, 4], "mem_s_out": [1, 2, 4, 4]}
@@ -277,7 +277,8 @@ def test_api_version_branching(fake_trt, tmp_path, version, fp16, fp16_weights, 
 def test_cache_key_sidecar_and_staleness(fake_trt, tmp_path, monkeypatch):
     trt = fake_trt("10.12.0")
     onnx_path = write_onnx(tmp_path / "m.onnx")
-    (tmp_path / "m.onnx.json").write_text(json.dumps({"input_height": 32}))
+    model_sidecar = {"format": "depthssd-onnx/1", "input_height": 32}
+    (tmp_path / "m.onnx.json").write_text(json.dumps(model_sidecar))
     first = engine.build_engine(onnx_path)
     assert first.built and first.engine_path == tmp_path / "m.fp16.engine"
     side = json.loads(engine.sidecar_path(first.engine_path).read_text())
@@ -287,7 +288,7 @@ def test_cache_key_sidecar_and_staleness(fake_trt, tmp_path, monkeypatch):
         "input_shapes": {"image": [1, 3, 32, 64], "mem_m": [1, 2, 4, 4],
                          "mem_s": [1, 2, 4, 4]}}
     assert side["key"] == engine.cache_key(side["key_fields"])
-    assert side["model"] == {"input_height": 32}
+    assert side["model"] == model_sidecar
     # Timing cache written after the build and fed to the next one.
     timing = tmp_path / "depthssd.timing.cache"
     assert timing.read_bytes() == b"+timing"
@@ -364,6 +365,7 @@ def test_engine_path_falls_back_to_user_cache_when_read_only(tmp_path, monkeypat
     folder = tmp_path / "ro"
     folder.mkdir()
     monkeypatch.setattr(engine, "_writable_dir", lambda p: False)
+    monkeypatch.delenv("DEPTHSSD_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert engine.default_engine_path(folder / "m.onnx", "fp16") == \
         tmp_path / "cache" / "depthssd" / "engines" / "m.fp16.engine"

@@ -10,20 +10,19 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from torchvision.models.detection import _utils as det_utils
 
 from depthssd_core.checkpoint import CheckpointError, load_model, read_metadata, save_checkpoint
 from depthssd_core.classes import CLASSES
 from depthssd_core.cli.export import main as export_main
-from depthssd_core.export import (
+from depthssd_core.export import export_onnx, measure_ort_latency
+from depthssd_core.graph_contract import (
     INPUT_NAMES,
     OUTPUT_NAMES,
-    export_onnx,
-    file_sha256,
-    measure_ort_latency,
-    read_sidecar,
+    box_coder,
+    read_onnx_sidecar,
     sidecar_path,
 )
+from depthssd_core.hashing import file_sha256
 from depthssd_core.model import DepthSSD, anchors_for
 
 HEIGHT, WIDTH = 96, 160  # export size; parity runs at this size on other (random) inputs
@@ -132,7 +131,7 @@ def test_fp16_variant_error_against_fp32(exported):
     ref = _run_sequence(stepper(s32), frames, (m0, s0))
     half = _run_sequence(stepper(s16), frames, (m0, s0))
     anchors = torch.from_numpy(anchors_for(exported["model"].cfg, HEIGHT, WIDTH))
-    coder = det_utils.BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
+    coder = box_coder()
     for a, b in zip(ref, half, strict=True):
         assert all(y.dtype == np.float32 for y in b)
         probs_a = torch.softmax(torch.from_numpy(a[0]), -1)
@@ -167,7 +166,7 @@ def test_sidecar(exported):
     for key, precision in (("fp32", "fp32"), ("fp16", "fp16")):
         path = exported[key]
         side = json.loads(sidecar_path(path).read_text())
-        assert side == read_sidecar(path)
+        assert side == read_onnx_sidecar(path)
         assert side["precision"] == precision
         assert side["onnx_sha256"] == file_sha256(path)
         assert side["classes"] == list(CLASSES)
@@ -191,7 +190,7 @@ def test_sidecar(exported):
     copy.write_bytes(exported["fp32"].read_bytes() + b"\0")
     sidecar_path(copy).write_text(sidecar_path(exported["fp32"]).read_text())
     with pytest.raises(ValueError, match="sha256"):
-        read_sidecar(copy)
+        read_onnx_sidecar(copy)
 
 
 def test_checkpoint_round_trip(exported):
@@ -247,7 +246,22 @@ def test_cli_bad_inputs_exit_nonzero_with_one_line(tmp_path, capsys, exported):
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_latency_measurement_reports_consistent_statistics(exported):
-    stats = measure_ort_latency(exported["fp32"], threads=1, runs=3, warmup=1)
-    assert stats["runs"] == 3
-    assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"]
+def test_latency_measurement_times_only_the_runs_after_warmup(exported, monkeypatch):
+    """The real graph runs on ONNX Runtime; only the clock is scripted, so the statistics must
+    be exactly those of the scripted durations: run k takes (k + 1) ms, warm-up is not timed."""
+    import time
+
+    runs = 10
+    ticks = []
+    for k in range(runs):
+        ticks += [100.0 * k, 100.0 * k + 0.001 * (k + 1)]
+    clock = iter(ticks)
+    monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
+    stats = measure_ort_latency(exported["fp32"], threads=1, runs=runs, warmup=2)
+    durations_ms = np.arange(1, runs + 1, dtype=np.float64)
+    assert stats["runs"] == runs
+    assert stats["min_ms"] == pytest.approx(1.0, abs=1e-6)
+    assert stats["median_ms"] == pytest.approx(5.5, abs=1e-6)
+    assert stats["p90_ms"] == pytest.approx(np.percentile(durations_ms, 90), abs=1e-6)
+    # Two clock reads per timed run and none for the warm-up runs.
+    assert next(clock, None) is None

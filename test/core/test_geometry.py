@@ -1,4 +1,5 @@
-"""Camera geometry against closed forms (FACTS.md: CARLA intrinsics, flat-ground depth)."""
+"""Camera geometry against closed forms (docs/REFERENCES.md: CARLA intrinsics, flat-ground
+depth)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def test_pairs_kept_where_the_period_fits_the_grid():
         assert int(hope.axis[j]) == j % 2  # pairs alternate x, y
     # Periods 2*pi*100**(m/8): x keeps m <= 4 (62.8 <= 80), y keeps m <= 3 (35.3 <= 45).
     assert hope.kept_pairs == 9
-    # A larger base keeps fewer pairs (FACTS: base 10000 keeps about a third or less).
+    # A larger base keeps fewer pairs (docs/REFERENCES.md: base 10000 keeps about 5 of 16).
     assert HoPE2D(32, 10000.0, 45, 80).kept_pairs < hope.kept_pairs
 
 

@@ -27,7 +27,8 @@ def test_update_is_one_gradient_step_with_momentum_and_forgetting():
 
     p = mem.projections(x)
     m_var = m_in.clone().requires_grad_(True)
-    # The associative loss of FACTS.md, summed over batch and heads (they do not interact).
+    # The associative loss (docs/REFERENCES.md, "Titans memory"), summed over batch and heads
+    # (they do not interact).
     residual = p.k.detach() @ m_var - p.v.detach()
     loss = 0.5 * (p.theta.detach() * residual.pow(2)).sum() / n
     (grad,) = torch.autograd.grad(loss, m_var)

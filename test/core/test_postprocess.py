@@ -1,4 +1,5 @@
-"""Box decoding against torchvision's BoxCoder, thresholds, top-k, class filter and NMS."""
+"""Post-processing: box decoding against the SSD equations, thresholds, top-k, class filter,
+clipping and NMS."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from torchvision.models.detection._utils import BoxCoder
 
-from depthssd_core.postprocess import decode_boxes, postprocess_detections
+from depthssd_core.postprocess import postprocess_detections
 
 
 def _anchors(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -18,27 +18,52 @@ def _anchors(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
 
 
-def test_decode_matches_torchvision_boxcoder_numpy_and_torch():
+def _reference_decode(codes: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """The SSD decoding equations, written out: centre offsets scaled by 1/10 of the anchor
+    size, log-size offsets by 1/5 and clipped at log(1000 / 16) (depthssd's own decoder before
+    torchvision's BoxCoder replaced it)."""
+    widths, heights = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
+    ctr_x, ctr_y = anchors[:, 0] + 0.5 * widths, anchors[:, 1] + 0.5 * heights
+    clip = math.log(1000.0 / 16)
+    dw = torch.clamp(codes[:, 2] / 5.0, max=clip)
+    dh = torch.clamp(codes[:, 3] / 5.0, max=clip)
+    cx, cy = codes[:, 0] / 10.0 * widths + ctr_x, codes[:, 1] / 10.0 * heights + ctr_y
+    half_w, half_h = 0.5 * torch.exp(dw) * widths, 0.5 * torch.exp(dh) * heights
+    return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)
+
+
+def test_boxes_equal_the_reference_decoding_clip_and_filter_bit_for_bit():
+    """torchvision's BoxCoder, clip_boxes_to_image and remove_small_boxes give exactly the
+    boxes of the decoding equations with a clamp to the image and a 1e-3 px size cut."""
     rng = np.random.default_rng(0)
-    anchors = _anchors(500, rng)
-    codes = rng.normal(0, 2, size=(500, 4)).astype(np.float32)
-    codes[0, 2:] = 80.0  # beyond torchvision's log(1000/16) clip
-    want = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0)).decode_single(
-        torch.from_numpy(codes), torch.from_numpy(anchors)).numpy()
-    got_np = decode_boxes(codes, anchors)
-    got_t = decode_boxes(torch.from_numpy(codes), torch.from_numpy(anchors))
-    assert isinstance(got_np, np.ndarray) and isinstance(got_t, torch.Tensor)
-    np.testing.assert_allclose(got_np, want, rtol=1e-5, atol=1e-3)
-    np.testing.assert_allclose(got_t.numpy(), want, rtol=1e-5, atol=1e-3)
-    # Closed form for a zero code: the anchor itself; for dw = 5*log(2): double width.
-    z = decode_boxes(np.array([[0, 0, 5 * math.log(2), 0]], np.float32),
-                     np.array([[10, 20, 30, 60]], np.float32))
-    np.testing.assert_allclose(z, [[0, 20, 40, 60]], atol=1e-4)
+    n = 400
+    anchors = _anchors(n, rng) - 40  # some reach outside the 320x180 image
+    codes = rng.normal(0, 2, size=(n, 4)).astype(np.float32)
+    codes[0, 2:] = 80.0  # beyond the log-size clip
+    codes[1] = [-400.0, 0.0, 0.0, 0.0]  # decodes left of the image: clipped to nothing
+    probs = np.zeros((n, 8), np.float32)
+    probs[np.arange(n), np.arange(n) % 8] = np.linspace(0.9, 0.35, n)  # distinct scores
+    dets = postprocess_detections(_logits_for(probs), codes, anchors, (180, 320),
+                                  score_threshold=0.3, nms_iou=1.0, max_detections=n,
+                                  pre_nms_top_k=n)
+    boxes = _reference_decode(torch.from_numpy(codes), torch.from_numpy(anchors))
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0.0, 320.0)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0.0, 180.0)
+    keep = ((boxes[:, 2] - boxes[:, 0] > 1e-3) & (boxes[:, 3] - boxes[:, 1] > 1e-3)).numpy()
+    assert not keep[1] and keep.sum() > n // 2
+    order = np.flatnonzero(keep)  # scores fall with the anchor index
+    np.testing.assert_array_equal(dets.boxes_xyxy, boxes.numpy()[order])
+    np.testing.assert_array_equal(dets.class_index, order % 8)
 
 
-def test_decode_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match="anchors"):
-        decode_boxes(np.zeros((3, 4), np.float32), np.zeros((4, 4), np.float32))
+def test_decoding_golden_values():
+    """A zero code decodes to its anchor; dw = 5 log 2 doubles the width about the centre."""
+    anchors = np.array([[10, 20, 30, 60], [100, 100, 140, 120]], np.float32)
+    codes = np.array([[0, 0, 5 * math.log(2), 0], [0, 0, 0, 0]], np.float32)
+    probs = np.array([[0.9] + [0] * 7, [0.8] + [0] * 7], np.float32)
+    dets = postprocess_detections(_logits_for(probs), codes, anchors, (180, 320), nms_iou=1.0)
+    np.testing.assert_allclose(dets.boxes_xyxy, [[0, 20, 40, 60], [100, 100, 140, 120]],
+                               atol=1e-4)
 
 
 def _logits_for(probs_fg: np.ndarray) -> np.ndarray:
@@ -103,3 +128,6 @@ def test_mismatched_outputs_raise():
     with pytest.raises(ValueError, match="same anchors"):
         postprocess_detections(np.zeros((3, 9), np.float32), np.zeros((4, 4), np.float32),
                                np.zeros((3, 4), np.float32), (10, 10))
+    with pytest.raises(ValueError, match="anchors"):
+        postprocess_detections(np.zeros((3, 9), np.float32), np.zeros((3, 4), np.float32),
+                               np.zeros((4, 4), np.float32), (10, 10))

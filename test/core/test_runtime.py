@@ -1,5 +1,5 @@
 """The Perceptor end to end on a tiny random-weight DepthSSD: torch and ONNX Runtime parity,
-metric depth scaling, memory resets, settings changes and bad input."""
+metric depth scaling, memory resets, settings changes, bad input, and each stage on its own."""
 
 from __future__ import annotations
 
@@ -15,15 +15,13 @@ from depthssd_core.backends.onnxruntime_backend import OnnxRuntimeBackend
 from depthssd_core.backends.torch_backend import TorchBackend
 from depthssd_core.classes import CLASSES
 from depthssd_core.config import ModelConfig
+from depthssd_core.distance import estimate_object_distance, estimate_object_distances
 from depthssd_core.export import export_onnx
 from depthssd_core.geometry import CameraIntrinsics
-from depthssd_core.model import DepthSSD
-from depthssd_core.runtime import (
-    Perceptor,
-    PerceptorSettings,
-    focal_for_depth,
-    model_info_from_module,
-)
+from depthssd_core.model import DepthSSD, anchors_for
+from depthssd_core.model_info import model_info_from_module
+from depthssd_core.postprocess import Detections, postprocess_detections
+from depthssd_core.runtime import Perceptor, PerceptorSettings, focal_for_depth, metric_depth
 
 IN_H, IN_W = 96, 160
 FRAME_H, FRAME_W = 120, 200
@@ -289,3 +287,125 @@ def test_preprocess_matches_the_normalisation_formula(tiny_model, encoding):
     if big.ndim == 2:
         big = big[:, :, None]
     assert perceptor.preprocess(big, encoding).shape == (1, 3, IN_H, IN_W)
+
+
+# ------------------------------------------------------------------ the stages one by one
+
+
+def test_stages_run_one_by_one_give_what_process_gives(tiny_model):
+    """preprocess -> infer -> decode -> measure_distances -> track is exactly process()."""
+    seq = frames(3, seed=2)
+    settings = dataclasses.replace(LOW_SCORE, camera_height_m=1.6, camera_pitch_rad=0.02)
+    whole, staged = make(tiny_model, settings), make(tiny_model, settings)
+    intr_in = INTR.resized(IN_W, IN_H)
+    for k, frame in enumerate(seq):
+        want = whole.process(frame, "bgra8", INTR, 0.05 * k)
+        outputs = staged.infer(staged.preprocess(frame, "bgra8"))
+        decoded = staged.decode(outputs, intr_in, frame.shape[:2])
+        distances = staged.measure_distances(decoded.detections, decoded.depth_in, intr_in)
+        got = staged.track(decoded.detections, distances, intr_in, frame.shape[:2], 0.05 * k)
+        assert repr(got) == repr(want.detections) and len(got) > 0
+        np.testing.assert_array_equal(decoded.depth_frame, want.depth_m)
+    np.testing.assert_array_equal(staged.memory_state[0], whole.memory_state[0])
+
+
+def test_infer_feeds_the_memory_and_keeps_the_new_state(tiny_model):
+    perceptor = make(tiny_model)
+    image = perceptor.preprocess(frames(1)[0], "bgra8")
+    m0, s0 = perceptor.memory_state
+    first = perceptor.infer(image)
+    want = TorchBackend(tiny_model, device="cpu").infer(image, m0, s0)
+    for name, value in want.items():
+        np.testing.assert_array_equal(first[name], value)
+    np.testing.assert_array_equal(perceptor.memory_state[0], first["mem_m_out"])
+    second = perceptor.infer(image)  # the same image on the carried state: other outputs
+    assert not np.allclose(second["mem_m_out"], first["mem_m_out"])
+    perceptor.settings.memory_enabled = False
+    fresh = perceptor.infer(image)  # memory off: the initial state again
+    np.testing.assert_array_equal(fresh["mem_m_out"], first["mem_m_out"])
+
+
+def test_decode_is_postprocess_plus_metric_depth(tiny_model):
+    perceptor = make(tiny_model, dataclasses.replace(LOW_SCORE, classes=("car", "truck")))
+    outputs = perceptor.infer(perceptor.preprocess(frames(1)[0], "bgra8"))
+    intr_in = INTR.resized(IN_W, IN_H)
+    decoded = perceptor.decode(outputs, intr_in, (FRAME_H, FRAME_W))
+    anchors = anchors_for(tiny_model.cfg, IN_H, IN_W)
+    want = postprocess_detections(outputs["cls_logits"], outputs["box_regression"], anchors,
+                                  (IN_H, IN_W), 0.02, 0.5, 30, 1000, {0, 1})
+    np.testing.assert_array_equal(decoded.detections.boxes_xyxy, want.boxes_xyxy)
+    assert set(decoded.detections.class_index.tolist()) <= {0, 1}
+    ratio = focal_for_depth(intr_in) / tiny_model.cfg.canonical_focal_px
+    depth_in, depth_frame = metric_depth(outputs["depth_c"][0, 0], ratio, (IN_H, IN_W),
+                                         (FRAME_H, FRAME_W), tiny_model.cfg.min_depth_m,
+                                         tiny_model.cfg.max_depth_m)
+    np.testing.assert_array_equal(decoded.depth_in, depth_in)
+    np.testing.assert_array_equal(decoded.depth_frame, depth_frame)
+    assert decoded.depth_in.shape == (IN_H, IN_W) and depth_frame.shape == (FRAME_H, FRAME_W)
+
+
+def test_metric_depth_closed_form_and_range():
+    depth_c = np.array([[10.0, 20.0], [30.0, 40.0]], np.float32)
+    same, also_same = metric_depth(depth_c, 0.5, (2, 2), (2, 2), 6.0, 100.0)
+    assert same is also_same  # one map when the frame is the network input size
+    np.testing.assert_array_equal(same, [[np.nan, 10.0], [15.0, 20.0]])  # 5 m < 6 m: NaN
+    small, big = metric_depth(depth_c, 1.0, (2, 2), (4, 4), 1.0, 100.0)
+    np.testing.assert_array_equal(small, depth_c)  # bilinear at the same size: the map
+    assert big.shape == (4, 4) and big.min() >= 10.0 and big.max() <= 40.0
+
+
+def test_measure_distances_is_the_per_box_estimate(tiny_model):
+    """Each detection gets estimate_object_distance of its own box; traffic lights and signs
+    get no ground estimate."""
+    settings = dataclasses.replace(LOW_SCORE, camera_height_m=1.6, camera_pitch_rad=0.02)
+    perceptor = make(tiny_model, settings)
+    intr_in = INTR.resized(IN_W, IN_H)
+    decoded = perceptor.decode(perceptor.infer(perceptor.preprocess(frames(1)[0], "bgra8")),
+                               intr_in, (FRAME_H, FRAME_W))
+    dets = decoded.detections
+    got = perceptor.measure_distances(dets, decoded.depth_in, intr_in)
+    assert len(got) == len(dets) > 0
+    for box, cls, dist in zip(dets.boxes_xyxy, dets.class_index, got, strict=True):
+        on_ground = CLASSES[int(cls)] not in ("traffic_light", "traffic_sign")
+        want = estimate_object_distance(decoded.depth_in, box, intr_in, 1.6, 0.02, on_ground)
+        # repr is exact for floats and equal for NaNs: bit-for-bit the same estimate.
+        assert repr(dist) == repr(want)
+
+
+def test_track_gives_frame_pixels_ids_and_the_smoothed_point(tiny_model):
+    perceptor = make(tiny_model)
+    intr_in = INTR.resized(IN_W, IN_H)
+    boxes = np.array([[10, 20, 50, 60], [100, 10, 150, 80]], np.float32)
+    dets = Detections(boxes, np.array([0.9, 0.8], np.float32), np.array([0, 5]))
+    distances = estimate_object_distances(np.full((IN_H, IN_W), 12.0, np.float32), boxes,
+                                          intr_in)
+    out = perceptor.track(dets, distances, intr_in, (FRAME_H, FRAME_W), 1.0)
+    sx, sy = FRAME_W / IN_W, FRAME_H / IN_H
+    assert [d.track_id for d in out] == [1, 2]
+    assert [d.class_name for d in out] == ["car", "pedestrian"]
+    np.testing.assert_allclose(out[0].box_xyxy, [10 * sx, 20 * sy, 50 * sx, 60 * sy], rtol=1e-6)
+    for det, box in zip(out, boxes, strict=True):
+        assert det.distance_m == pytest.approx(12.0) and det.measured_distance_m == 12.0
+        u, v = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        np.testing.assert_allclose(det.point_optical, [(u - intr_in.cx) * 12.0 / intr_in.fx,
+                                                       (v - intr_in.cy) * 12.0 / intr_in.fy,
+                                                       12.0], rtol=1e-6)
+    # The same boxes a frame later keep their ids.
+    again = perceptor.track(dets, distances, intr_in, (FRAME_H, FRAME_W), 1.05)
+    assert [d.track_id for d in again] == [1, 2]
+    empty = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                       np.zeros(0, np.int64))
+    assert perceptor.track(empty, [], intr_in, (FRAME_H, FRAME_W), 1.1) == []
+
+
+@pytest.mark.parametrize("encoding", ["bgra8", "mono8"])
+def test_preprocess_reads_frames_with_padded_rows(tiny_model, encoding):
+    """A ROS image whose step exceeds width * channels arrives as a view with strided rows."""
+    perceptor = make(tiny_model)
+    channels = 4 if encoding == "bgra8" else 1
+    buffer = np.random.default_rng(5).integers(0, 256, size=(IN_H, IN_W + 7, channels),
+                                               dtype=np.uint8)
+    view = buffer[:, :IN_W]
+    assert not view.flags.c_contiguous
+    np.testing.assert_array_equal(perceptor.preprocess(view, encoding),
+                                  perceptor.preprocess(np.ascontiguousarray(view), encoding))

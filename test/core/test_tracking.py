@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from depthssd_core.tracking import Tracker, TrackerSettings, box_iou, greedy_match
+from depthssd_core.boxes import box_iou
+from depthssd_core.tracking import Tracker, TrackerSettings, greedy_match
 
 
 def test_box_iou_and_greedy_match():
@@ -124,3 +125,30 @@ def test_kalman_matches_the_matrix_form():
         assert state.distance_sigma_m == pytest.approx(math.sqrt(p[0, 0]), rel=1e-9)
         if k >= 2:
             assert state.closing_speed_mps == pytest.approx(-x[1], rel=1e-9, abs=1e-12)
+
+
+def test_one_matrix_association_equals_per_class_greedy_matching():
+    """All classes matched in one masked IoU matrix pick the pairs that greedy matching class
+    by class picks, ties included (duplicated boxes give exactly equal IoUs)."""
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        n = 14
+        xy = rng.uniform(0, 300, (n, 2))
+        first = np.concatenate([xy, xy + rng.uniform(10, 60, (n, 2))], axis=1)
+        first[1] = first[0]  # a duplicate: equal IoUs against everything
+        classes = rng.integers(0, 3, n)
+        second = first + rng.normal(0, 6, first.shape)
+        second[3] = second[2]
+        tracker = Tracker(TrackerSettings(iou_threshold=0.2))
+        ids_first = [s.track_id for s in tracker.update(first, classes, np.full(n, 10.0),
+                                                         np.full(n, 0.5), 0.0)]
+        # First update: no velocity yet, so the predicted boxes are the first boxes.
+        want = {}
+        for cls in np.unique(classes):
+            idx = np.flatnonzero(classes == cls)
+            for r, c in greedy_match(box_iou(first[idx], second[idx]), 0.2):
+                want[int(idx[c])] = ids_first[int(idx[r])]
+        got = [s.track_id for s in tracker.update(second, classes, np.full(n, 10.0),
+                                                   np.full(n, 0.5), 0.05)]
+        for k in range(n):
+            assert got[k] == want.get(k, got[k]) and (k in want or got[k] > n), k

@@ -208,7 +208,8 @@ def random_model(tmp_path_factory) -> Path:
 
     Stands in for the trained model where only the plumbing is tested: its detections are
     arbitrary, its depth is metric by construction (the depth head's output range). Its ONNX
-    export is cached beside it here, once, so node processes start without exporting.
+    export is made here, once, into the session's depthssd cache (test/conftest.py), so node
+    processes start without exporting.
     """
     import dataclasses
 

@@ -8,7 +8,6 @@ its viewing ray, and round trips through the inverse conversion.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -22,23 +21,17 @@ from visualization_msgs.msg import Marker
 
 from depthssd_core.classes import CLASSES
 from depthssd_core.geometry import CameraIntrinsics
+from depthssd_core.runtime import Detection
 from depthssd_ros import conversions as conv
 
 
-@dataclass
-class _Det:
-    """Stand-in with the fields of depthssd_core.runtime.Detection that conversions read."""
-
-    box_xyxy: tuple[float, float, float, float]
-    class_name: str
-    score: float
-    track_id: int
-    distance_m: float
-    distance_sigma_m: float
-    point_optical: tuple[float, float, float]
-    class_index: int = 0
-    closing_speed_mps: float = 0.0
-    time_to_contact_s: float = math.inf
+def _det(box_xyxy: tuple[float, float, float, float], class_name: str, score: float,
+         track_id: int, distance_m: float, distance_sigma_m: float,
+         point_optical: tuple[float, float, float]) -> Detection:
+    """A runtime Detection with the fields conversions read (the rest left neutral)."""
+    return Detection(box_xyxy, CLASSES.index(class_name), class_name, score, track_id,
+                     distance_m, distance_sigma_m, point_optical, closing_speed_mps=0.0,
+                     time_to_contact_s=math.inf)
 
 
 def _header() -> Header:
@@ -108,7 +101,7 @@ def test_image_size_must_match_camera_info():
 
 
 def test_detection2d_array_fields():
-    det = _Det((100.0, 50.0, 180.0, 110.0), "car", 0.9, 7, 20.0, 0.5, (-4.0, 2.0, 20.0))
+    det = _det((100.0, 50.0, 180.0, 110.0), "car", 0.9, 7, 20.0, 0.5, (-4.0, 2.0, 20.0))
     msg = conv.detections_to_2d(_header(), [det])
     assert msg.header == _header()
     assert len(msg.detections) == 1
@@ -139,8 +132,8 @@ def test_empty_detections_still_give_an_array_with_the_header():
 
 
 def test_detection3d_box_centred_at_point_with_class_size_and_nan_skipped():
-    good = _Det((0, 0, 10, 10), "pedestrian", 0.8, 3, 9.0, 0.3, (1.0, 0.5, 9.0))
-    lost = _Det((0, 0, 10, 10), "car", 0.8, 4, math.nan, math.nan, (math.nan,) * 3)
+    good = _det((0, 0, 10, 10), "pedestrian", 0.8, 3, 9.0, 0.3, (1.0, 0.5, 9.0))
+    lost = _det((0, 0, 10, 10), "car", 0.8, 4, math.nan, math.nan, (math.nan,) * 3)
     msg = conv.detections_to_3d(_header(), [good, lost])
     assert [d.id for d in msg.detections] == ["3"]
     box = msg.detections[0].bbox
@@ -173,7 +166,7 @@ def test_camera_info_round_trip_and_resized_depth():
 def test_overlay_is_bgr8_with_boxes_drawn_in_the_class_colour():
     rgb = np.zeros((60, 80, 3), np.uint8)
     rgb[..., 0] = 200  # red in RGB: must become the last channel in bgr8
-    det = _Det((10.0, 20.0, 50.0, 50.0), "pedestrian", 0.7, 1, 12.0, 0.5, (0.0, 0.0, 12.0))
+    det = _det((10.0, 20.0, 50.0, 50.0), "pedestrian", 0.7, 1, 12.0, 0.5, (0.0, 0.0, 12.0))
     msg = conv.overlay_image(_header(), rgb, "rgb8", [det])
     assert (msg.encoding, msg.width, msg.height, msg.step) == ("bgr8", 80, 60, 240)
     img = np.frombuffer(msg.data, np.uint8).reshape(60, 80, 3)
@@ -182,8 +175,8 @@ def test_overlay_is_bgr8_with_boxes_drawn_in_the_class_colour():
 
 
 def test_markers_clear_then_box_and_label_per_object():
-    dets = [_Det((0, 0, 10, 10), "car", 0.9, 5, 15.25, 0.4, (2.0, 1.0, 15.25)),
-            _Det((0, 0, 10, 10), "bus", 0.6, 6, math.nan, math.nan, (math.nan,) * 3)]
+    dets = [_det((0, 0, 10, 10), "car", 0.9, 5, 15.25, 0.4, (2.0, 1.0, 15.25)),
+            _det((0, 0, 10, 10), "bus", 0.6, 6, math.nan, math.nan, (math.nan,) * 3)]
     msg = conv.detections_to_markers(_header(), dets)
     assert msg.markers[0].action == Marker.DELETEALL
     assert [m.type for m in msg.markers[1:]] == [Marker.CUBE, Marker.TEXT_VIEW_FACING]

@@ -1,4 +1,5 @@
-"""synthetic_camera publishes what carla-ros-bridge publishes for an ego camera (FACTS.md).
+"""synthetic_camera publishes what carla-ros-bridge publishes for an ego camera (the bridge's
+conventions: docs/REFERENCES.md).
 
 The node runs as a real process with the shipped config/synthetic_camera.yaml; the test
 subscribes like the perception node would and checks topic names and types, the bridge's QoS,

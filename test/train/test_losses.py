@@ -5,10 +5,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torchvision.models.detection._utils import BoxCoder
 
+from depthssd_core.graph_contract import box_coder
 from depthssd_train.losses import (
-    BOX_CODER_WEIGHTS,
     DepthSSDLoss,
     FrameTargets,
     LossConfig,
@@ -81,7 +80,7 @@ def test_classification_hard_negatives_three_to_one():
 
 def test_smooth_l1_box_loss_value_and_giou_zero_at_truth():
     gt = torch.tensor([[1.0, 2.0, 11.0, 9.0]])
-    coder = BoxCoder(weights=BOX_CODER_WEIGHTS)
+    coder = box_coder()
     enc = coder.encode_single(gt, ANCHORS[:1])
     box = torch.zeros(1, 4, 4)
     box[0, 0] = enc[0]
