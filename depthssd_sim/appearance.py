@@ -262,7 +262,7 @@ def make_look(rng: np.random.Generator, sky: str, look: str, actor_rgb: np.ndarr
         ground_sheen=float(_u(rng, 0.6, 2.0) if wet_road else 0.0),
         lamp_pools=lamp_pools if night else None,
         lamp_light=float(_u(rng, 0.5, 1.1) if night else 0.0),
-        headlight_light=float(_u(rng, 0.3, 0.8) if night else 0.0),
+        headlight_light=float(_u(rng, 0.15, 0.45) if night else 0.0),
         white_rgb=(255.0 * gain).astype(np.float32), response=response)
     return out, LookInfo(sky, families, wet_road, float(exposure), effect_names)
 

@@ -46,6 +46,8 @@ SKY_SLOPE = 2.5
 """Sky bin of a ray: ``SKY_BINS * clip(SKY_SLOPE * world z of the ray (optical z = 1))``."""
 SMALL_AREA_PX = 160
 """Parts whose bounding rectangle has at most this many pixels are ray-cast in one batch."""
+GROUND_TEXELS_PER_M = 12.0
+"""Density of ground textures (tile rows follow world x, columns world y)."""
 GROUP_BUDGET = 12000
 """The parts of one object are cast together over their union rectangle when (parts x pixels
 of that rectangle) is at most this: one set of array operations instead of one per part."""
@@ -231,6 +233,8 @@ class Rays:
         xn: (W,) normalised image x of the columns.
         yn: (H,) normalised image y of the rows.
         world: the world x, y, z components of the rays, each (H, W) float32.
+        up: the world z component in float64, (H, 1) without roll (it depends on the row
+            only) or (H, W) with roll; ground depth is ``-camera height / up`` where up < 0.
         rolled: whether the world z component depends on the column (camera roll).
         first_ground: first row holding a ground pixel (H if none).
         sky_rows: rows [0, sky_rows) hold every sky pixel (0 if none).
@@ -239,6 +243,7 @@ class Rays:
     xn: np.ndarray
     yn: np.ndarray
     world: list[np.ndarray]
+    up: np.ndarray
     rolled: bool
     first_ground: int
     sky_rows: int
@@ -248,18 +253,22 @@ def camera_rays(camera: CameraState) -> Rays:
     """World ray directions of every pixel, and the row ranges of ground and sky."""
     intr = camera.intrinsics
     r_wo = camera.world_from_optical()
-    xn = ((np.arange(intr.width) - intr.cx) / intr.fx).astype(np.float32)
-    yn = ((np.arange(intr.height) - intr.cy) / intr.fy).astype(np.float32)
+    x64 = (np.arange(intr.width) - intr.cx) / intr.fx
+    y64 = (np.arange(intr.height) - intr.cy) / intr.fy
+    xn, yn = x64.astype(np.float32), y64.astype(np.float32)
     world = [(np.float32(r_wo[i, 0]) * xn)[None, :]
              + (np.float32(r_wo[i, 1]) * yn + np.float32(r_wo[i, 2]))[:, None]
              for i in range(3)]
     rolled = abs(r_wo[2, 0]) > 1e-12
-    rz = world[2]
-    down = (rz < 0).any(axis=1)
-    up = (rz >= 0).any(axis=1)
+    # Float64 for the ground: near the horizon the float32 sum loses digits.
+    up = (r_wo[2, 1] * y64 + r_wo[2, 2])[:, None]
+    if rolled:
+        up = up + r_wo[2, 0] * x64[None, :]
+    down = (up < 0).any(axis=1)
+    sky = (up >= 0).any(axis=1)
     first_ground = int(np.argmax(down)) if down.any() else intr.height
-    sky_rows = int(len(up) - np.argmax(up[::-1])) if up.any() else 0
-    return Rays(xn, yn, world, rolled, first_ground, sky_rows)
+    sky_rows = int(len(sky) - np.argmax(sky[::-1])) if sky.any() else 0
+    return Rays(xn, yn, world, up, rolled, first_ground, sky_rows)
 
 
 def render(camera: CameraState, parts: BoxParts, look: Look, ground: GroundPainter | None,
@@ -288,20 +297,16 @@ def render(camera: CameraState, parts: BoxParts, look: Look, ground: GroundPaint
     cam = np.asarray(camera.position_m, dtype=np.float64)
     rays = camera_rays(camera)
     fg = rays.first_ground
-    rz = rays.world[2]
+    up = rays.up
     with np.errstate(divide="ignore"):
-        ground_depth = np.where(rz < 0, np.float32(-cam[2]) / np.where(rz < 0, rz, -1.0),
-                                np.float32(SKY_DEPTH_M))
+        ground_depth = np.where(up < 0, -cam[2] / np.where(up < 0, up, -1.0), SKY_DEPTH_M)
     zbuf = np.empty((height, width), np.float32)
-    zbuf[:] = np.minimum(ground_depth, np.float32(SKY_DEPTH_M))
+    zbuf[:] = np.minimum(ground_depth, SKY_DEPTH_M).astype(np.float32)
     # Each pixel stores a slot: < SKY_SLOT0 a ground material, then sky bins, then parts.
     # intp: np.take would otherwise convert every index array it is given.
     slot = np.empty((height, width), np.intp)
     if rays.sky_rows:
-        sky_z = rz[:rays.sky_rows]
-        if not rays.rolled:
-            sky_z = sky_z[:, :1]
-        bins = np.clip((sky_z * np.float32(SKY_SLOPE * SKY_BINS)).astype(np.intp), 0,
+        bins = np.clip((up[:rays.sky_rows] * (SKY_SLOPE * SKY_BINS)).astype(np.intp), 0,
                        SKY_BINS - 1) + SKY_SLOT0
         slot[:rays.sky_rows] = bins
     shade = np.ones((height, width), np.float32)
@@ -316,14 +321,13 @@ def render(camera: CameraState, parts: BoxParts, look: Look, ground: GroundPaint
         gshade = ground_light(camera, look, casters, gx, gy, gpaint, rays)
         if gbright is not None:
             gshade *= gbright
-        # Ground texture of each material from the world (x, y) of each ground pixel, at
-        # 8 texels per metre.
+        # Ground texture of each material from the world (x, y) of each ground pixel.
+        k = np.float32(GROUND_TEXELS_PER_M)
         gidx = (gpaint.astype(np.int32) << 16) \
-            | (((gx * np.float32(8.0)).astype(np.int32) & 255) << 8) \
-            | ((gy * np.float32(8.0)).astype(np.int32) & 255)
+            | (((gx * k).astype(np.int32) & 255) << 8) | ((gy * k).astype(np.int32) & 255)
         gshade *= np.take(look.ground_textures.reshape(-1), gidx)
         if rays.rolled:
-            on_ground = rz[fg:] < 0
+            on_ground = up[fg:] < 0
             np.copyto(slot[fg:], gpaint, where=on_ground)
             np.copyto(shade[fg:], gshade, where=on_ground)
         else:

@@ -2,7 +2,7 @@
 
 A texture is a 256 x 256 float32 tile of brightness factors (about 1 on average) that repeats
 over a surface: box parts sample it at 8 texels per metre with u = x + y and v = z, the ground
-with (x, y). Each sequence draws one tile per texture *slot* (the ``TEX_*`` kinds of
+at 12 per metre with (x, y). Each sequence draws one tile per texture *slot* (the ``TEX_*`` kinds of
 ``render.py``: facades, clothes, liveries, props, ...) from the families that slot may use, and
 one per ground material.
 
@@ -207,7 +207,7 @@ def asphalt(rng: np.random.Generator, night: bool = False) -> np.ndarray:
     if rng.random() < 0.6:
         field = _fbm(rng, 4, 2)
         t = t * np.where(field > rng.uniform(0.3, 0.6), rng.uniform(0.75, 1.25), 1.0)
-    return _finish(t, rng, rng.uniform(0.02, 0.08))
+    return _finish(t, rng, rng.uniform(0.01, 0.04))
 
 
 def pavers(rng: np.random.Generator, night: bool = False) -> np.ndarray:
@@ -314,7 +314,7 @@ def cobbles(rng: np.random.Generator, night: bool = False) -> np.ndarray:
 
 def clumps(rng: np.random.Generator, night: bool = False) -> np.ndarray:
     """Foliage in round clumps."""
-    return cells(rng) * foliage(rng) ** 0.5
+    return _finish(cells(rng) * foliage(rng) ** 0.5, rng, 0.01)
 
 
 FAMILIES: dict[str, Family] = {f.__name__: f for f in (
