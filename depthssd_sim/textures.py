@@ -1,10 +1,10 @@
 """Procedural brightness textures of the synthetic world, drawn per sequence from families.
 
 A texture is a 256 x 256 float32 tile of brightness factors (about 1 on average) that repeats
-over a surface: box parts sample it at 8 texels per metre with u = x + y and v = z, the ground
-at 12 per metre with (x, y). Each sequence draws one tile per texture *slot* (the ``TEX_*`` kinds of
-``render.py``: facades, clothes, liveries, props, ...) from the families that slot may use, and
-one per ground material.
+over a surface: box parts sample it at 8 texels per metre with u = x + y and v = z, the
+ground at 12 per metre with (x, y). Each sequence draws one tile per texture *slot* (the
+``TEX_*`` kinds of ``render.py``: facades, clothes, liveries, props, ...) from the families
+that slot may use, and one per ground material.
 
 Families are split into the ones the training look draws and the held-out ones that only the
 held-out look (``look="heldout"``) draws, so a test split can measure a look never trained on:
