@@ -2,10 +2,12 @@
 
 Run: ``.venv/bin/python benchmarks/synth_speed_compare.py --old /tmp/synth_old`` where
 ``/tmp/synth_old`` is a checkout of the baseline (e.g. ``git worktree add /tmp/synth_old
-e5e392e``). Each round runs ``benchmarks/synth_speed.py`` of the baseline and of this checkout
-one after the other in fresh processes (OMP_NUM_THREADS=1, same interpreter, same arguments),
-so both see the same load; the ratio new / old of each round's CPU-time rate is the figure to
-trust on a shared machine. Prints one line per round and a summary
+e5e392e``). Each round starts ``benchmarks/synth_speed.py`` of the baseline and of this
+checkout at the same time in fresh processes (OMP_NUM_THREADS=1, same interpreter, same
+arguments), so both run under the same load; the ratio new / old of each round's CPU-time rate
+is the figure to trust on a shared machine (run one after the other, the two sides met
+different loads and the ratio swung by a third). ``--sequential`` runs them one after the
+other instead (on a quiet machine). Prints one line per round and a summary
 ``synth_speed_compare: new/old = R (median of N rounds) ...``.
 """
 
@@ -23,11 +25,18 @@ HERE = Path(__file__).resolve().parents[1]
 _RESULT = re.compile(r"synth_speed: ([0-9.]+) frames/s wall-clock, ([0-9.]+) frames/s by CPU")
 
 
-def _run(root: Path, args: list[str]) -> tuple[float, float]:
+def _start(root: Path, args: list[str]) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=str(root))
-    out = subprocess.run([sys.executable, str(root / "benchmarks" / "synth_speed.py"), *args],
-                         capture_output=True, text=True, check=True, env=env, cwd=root).stdout
+    return subprocess.Popen([sys.executable, str(root / "benchmarks" / "synth_speed.py"),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=root)
+
+
+def _result(root: Path, proc: subprocess.Popen) -> tuple[float, float]:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{root}: synth_speed.py failed: {err[-500:]}")
     match = _RESULT.search(out)
     if match is None:
         raise RuntimeError(f"no result line from {root}: {out[-500:]}")
@@ -41,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sequential", action="store_true",
+                        help="run old and new one after the other, not at the same time")
     args = parser.parse_args(argv)
     bench = ["--frames", str(args.frames), "--runs", str(args.runs)]
     old_cpu, new_cpu, ratios = [], [], []
@@ -48,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         first_old = k % 2 == 0  # alternate the order so neither side always runs first
         order = [("old", args.old), ("new", HERE)] if first_old else \
             [("new", HERE), ("old", args.old)]
-        got = {name: _run(root, bench) for name, root in order}
+        if args.sequential:
+            got = {name: _result(root, _start(root, bench)) for name, root in order}
+        else:
+            procs = [(name, root, _start(root, bench)) for name, root in order]
+            got = {name: _result(root, proc) for name, root, proc in procs}
         old_cpu.append(got["old"][1])
         new_cpu.append(got["new"][1])
         ratios.append(got["new"][1] / got["old"][1])

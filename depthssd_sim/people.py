@@ -17,7 +17,7 @@ import colorsys
 import numpy as np
 
 from .actors import Part
-from .render import TEX_CLOTH_A, TEX_CLOTH_B, TEX_PLAIN
+from .render import TEX_CLOTH_A, TEX_CLOTH_B, TEX_DETAIL, TEX_PLAIN
 
 SKIN = ((238, 200, 172), (224, 172, 138), (198, 145, 104), (160, 110, 75), (120, 80, 55),
         (85, 58, 42))
@@ -98,10 +98,10 @@ def pedestrian_parts(rng: np.random.Generator, heldout: bool = False) -> list[Pa
     if rng.random() < 0.15:  # cap
         parts.append(Part((head * 0.1, 0.0, height - head * 0.12), (head * 1.1, head * 0.85,
                                                                       head * 0.26),
-                          clothes_colour(rng)))
+                          clothes_colour(rng), TEX_PLAIN | TEX_DETAIL))
     elif rng.random() < 0.9:
         parts.append(Part((-head * 0.08, 0.0, hair_z), (head * 0.8, head * 0.84, head * 0.3),
-                          _pick(rng, HAIR)))
+                          _pick(rng, HAIR), TEX_PLAIN | TEX_DETAIL))
     if rng.random() < 0.2:  # backpack
         parts.append(Part((-(depth / 2 + 0.08), 0.0, legs + torso * 0.6),
                           (0.16, shoulders * 0.7, torso * 0.55), clothes_colour(rng)))

@@ -227,12 +227,16 @@ GroundPainter = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray 
 
 @dataclass
 class Rays:
-    """Per-pixel world ray directions (optical z = 1) and where ground and sky are.
+    """World ray directions of the pixels (optical z = 1) and where ground and sky are.
+
+    A ray's world component i is ``a[i] * xn[col] + b[i] * yn[row] + c[i]`` (the columns of
+    the camera rotation), so any linear combination of components is one broadcast product;
+    :meth:`combine` builds them only where they are needed.
 
     Attributes:
         xn: (W,) normalised image x of the columns.
         yn: (H,) normalised image y of the rows.
-        world: the world x, y, z components of the rays, each (H, W) float32.
+        rotation: world-from-optical rotation (its rows are a, b, c per world axis).
         up: the world z component in float64, (H, 1) without roll (it depends on the row
             only) or (H, W) with roll; ground depth is ``-camera height / up`` where up < 0.
         rolled: whether the world z component depends on the column (camera roll).
@@ -242,23 +246,26 @@ class Rays:
 
     xn: np.ndarray
     yn: np.ndarray
-    world: list[np.ndarray]
+    rotation: np.ndarray
     up: np.ndarray
     rolled: bool
     first_ground: int
     sky_rows: int
 
+    def combine(self, weights: tuple[float, float, float], rows: slice = slice(None)
+                ) -> np.ndarray:
+        """float32 (rows, W) of ``sum_i weights[i] * world component i`` of the rays."""
+        w = np.asarray(weights, np.float64) @ self.rotation
+        return (np.float32(w[0]) * self.xn)[None, :] \
+            + (np.float32(w[1]) * self.yn[rows] + np.float32(w[2]))[:, None]
+
 
 def camera_rays(camera: CameraState) -> Rays:
-    """World ray directions of every pixel, and the row ranges of ground and sky."""
+    """The rays of every pixel, and the row ranges of ground and sky."""
     intr = camera.intrinsics
     r_wo = camera.world_from_optical()
     x64 = (np.arange(intr.width) - intr.cx) / intr.fx
     y64 = (np.arange(intr.height) - intr.cy) / intr.fy
-    xn, yn = x64.astype(np.float32), y64.astype(np.float32)
-    world = [(np.float32(r_wo[i, 0]) * xn)[None, :]
-             + (np.float32(r_wo[i, 1]) * yn + np.float32(r_wo[i, 2]))[:, None]
-             for i in range(3)]
     rolled = abs(r_wo[2, 0]) > 1e-12
     # Float64 for the ground: near the horizon the float32 sum loses digits.
     up = (r_wo[2, 1] * y64 + r_wo[2, 2])[:, None]
@@ -268,7 +275,8 @@ def camera_rays(camera: CameraState) -> Rays:
     sky = (up >= 0).any(axis=1)
     first_ground = int(np.argmax(down)) if down.any() else intr.height
     sky_rows = int(len(sky) - np.argmax(sky[::-1])) if sky.any() else 0
-    return Rays(xn, yn, world, up, rolled, first_ground, sky_rows)
+    return Rays(x64.astype(np.float32), y64.astype(np.float32), r_wo, up, rolled,
+                first_ground, sky_rows)
 
 
 def render(camera: CameraState, parts: BoxParts, look: Look, ground: GroundPainter | None,
@@ -312,8 +320,9 @@ def render(camera: CameraState, parts: BoxParts, look: Look, ground: GroundPaint
     shade = np.ones((height, width), np.float32)
     if fg < height:
         gz = zbuf[fg:]
-        gx = gz * rays.world[0][fg:] + np.float32(cam[0])
-        gy = gz * rays.world[1][fg:] + np.float32(cam[1])
+        rows = slice(fg, None)
+        gx = gz * rays.combine((1.0, 0.0, 0.0), rows) + np.float32(cam[0])
+        gy = gz * rays.combine((0.0, 1.0, 0.0), rows) + np.float32(cam[1])
         if ground is None:
             gpaint, gbright = np.zeros(gz.shape, np.uint8), None
         else:
@@ -633,25 +642,24 @@ def _draw_small(ps: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray,
     face = lo.argmax(axis=1)[hit]
     pid, entry = pid[hit], entry[hit]
     pix = v[hit] * width + u[hit]
-    nearest = np.lexsort((entry, pix))
-    first = np.ones(len(nearest), bool)
-    first[1:] = pix[nearest[1:]] != pix[nearest[:-1]]
-    nearest = nearest[first]
+    # Nearest hit per pixel, straight into the z-buffer (an unbuffered minimum); a hit wins
+    # where it is that minimum and nearer than what was drawn before.
     zflat = zbuf.reshape(-1)
-    closer = nearest[entry[nearest] < zflat[pix[nearest]]]
+    before = zflat[pix]
+    np.minimum.at(zflat, pix, entry)
+    closer = np.flatnonzero((entry == zflat[pix]) & (entry < before))
     cp = pix[closer]
-    zflat[cp] = entry[closer]
     buf.slot.reshape(-1)[cp] = GROUND_SLOTS + pid[closer]
     buf.shade.reshape(-1)[cp] = buf.lit[pid[closer], face[closer]]
     labelled = owners[pid] > 0
     keys = np.unique(owners[pid[labelled]] * zflat.size + pix[labelled])
     if len(keys) == 0:
         return {}
-    key_owner = keys // zflat.size
-    groups, starts = np.unique(key_owner, return_index=True)
+    key_owner = keys // zflat.size  # sorted, like keys
+    starts = np.flatnonzero(np.r_[True, key_owner[1:] != key_owner[:-1]])
     bounds = [*starts[1:].tolist(), len(keys)]
-    return {int(o): keys[a:b] % zflat.size
-            for o, a, b in zip(groups.tolist(), starts.tolist(), bounds, strict=True)}
+    return {int(key_owner[a]): keys[a:b] % zflat.size
+            for a, b in zip(starts.tolist(), bounds, strict=True)}
 
 
 def _accumulate_union(union: dict[int, tuple[int, int, np.ndarray]], oid: int, x0: int,

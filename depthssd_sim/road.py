@@ -41,6 +41,7 @@ _DASH_ON = 0.33
 _CROSSING_HALF_M = 2.0  # zebra crossings are 4 m long along the road
 _STOP_LINE_M = 0.4
 _LUT_STEP_M = 0.02  # lateral resolution of the material tables
+_DASH_BIT = 128  # flag of the material table: a dashed line may be painted here
 _TABLE_STEP_M = 0.1  # spacing of the tabulated centreline
 
 CENTRE_STYLES = ("solid", "double", "dashed", "none")
@@ -181,7 +182,8 @@ class Road:
 
     @cached_property
     def _lateral_tables(self) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-        """Material, dashed-line and on-road tables indexed by lateral offset bins."""
+        """Material (dashed-line flag in bit 7), dashed-line and on-road tables indexed by
+        lateral offset bins."""
         reach = max(-self.right_edge_m, self.left_edge_m) + CURB_M + self.verge_m \
             + self.sidewalk_m + 1.0
         d = np.arange(-reach, reach, _LUT_STEP_M) + _LUT_STEP_M / 2
@@ -218,6 +220,7 @@ class Road:
         dashed = near_line & ~edge & ~centre & self.lane_lines
         if style == "dashed":
             dashed |= near_line & centre
+        mat[dashed] |= _DASH_BIT
         return reach, mat, dashed, on_road
 
     def paint_ground(self, x: np.ndarray, y: np.ndarray,
@@ -234,11 +237,13 @@ class Road:
             side_streets: the junctions to draw (default: all).
         """
         d = self.lateral(x, y)
-        reach, mat_lut, dash_lut, road_lut = self._lateral_tables
+        reach, mat_lut, _, road_lut = self._lateral_tables
         idx = ((d + np.float32(reach)) * np.float32(1.0 / _LUT_STEP_M)).astype(np.intp)
         np.clip(idx, 0, len(mat_lut) - 1, out=idx)
+        # One gather: the material with the dashed-line flag in its top bit.
         mat = np.take(mat_lut, idx)
-        dash = np.take(dash_lut, idx)
+        dash = mat >= _DASH_BIT
+        mat &= _DASH_BIT - 1
         if dash.any():
             period = np.float32(_DASH_PERIOD_M)
             phase = x - np.floor(x / period) * period

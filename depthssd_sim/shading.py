@@ -76,12 +76,14 @@ def shade_image(look: Look, parts: BoxParts, rays: Rays, cam: np.ndarray, zbuf: 
     # is taken off, so a moving texture does not jitter by a texel from frame to frame; the
     # kind sits in bits 20+, which the subtraction leaves below bit 12 untouched.
     base = np.take(tex_lut, slot)
-    ray = rays.world
-    k = np.float32(TEXELS_PER_M)
-    ku = np.float32(TEXELS_PER_M * _SUB)
-    iu = (zbuf * (ku * (ray[0] + ray[1])) + np.float32(ku * (cam[0] + cam[1]))) \
-        .astype(np.int32)
-    iv = (zbuf * (k * ray[2]) + np.float32(k * cam[2])).astype(np.int32)
+    k = TEXELS_PER_M
+    ku = TEXELS_PER_M * _SUB
+    iu = zbuf * rays.combine((ku, ku, 0.0))
+    iu += np.float32(ku * (cam[0] + cam[1]))
+    iu = iu.astype(np.int32)
+    iv = zbuf * rays.combine((0.0, 0.0, k))
+    iv += np.float32(k * cam[2])
+    iv = iv.astype(np.int32)
     iu -= base
     iu >>= 4
     iu &= 255
@@ -94,19 +96,27 @@ def shade_image(look: Look, parts: BoxParts, rays: Rays, cam: np.ndarray, zbuf: 
     light = shade * np.take(look.textures.reshape(-1), base)
     response = look.response
     noise = None if response is None else response.noise
+    vignette = None if response is None else response.vignette
     off = (frame_index * 7) % 16
     if noise is not None and not response.chroma_noise:
         light *= noise[off:off + height, off:off + width]
+    over = None
+    if float(light.max()) > 1.0:
+        over = np.maximum(light - np.float32(1.0), np.float32(0.0))
     fog = look.fog_density_per_m > 0
     if fog:
         keep = cv2.exp(np.minimum(zbuf, np.float32(FOG_SKY_M))
                        * np.float32(-look.fog_density_per_m))
         fade = np.float32(1.0) - keep
         light *= keep
-    over = None
-    if float(light.max()) > 1.0:
-        over = np.maximum(light - np.float32(1.0), np.float32(0.0))
-    vignette = None if response is None else response.vignette
+        if over is not None:
+            over *= keep
+    if vignette is not None:  # the lens dims everything towards the corners
+        light *= vignette
+        if fog:
+            fade *= vignette
+        if over is not None:
+            over *= vignette
     paint = np.concatenate([np.arange(GROUND_SLOTS), parts.paint]) if n else \
         np.arange(GROUND_SLOTS)
     planes = []
@@ -120,8 +130,6 @@ def shade_image(look: Look, parts: BoxParts, rays: Rays, cam: np.ndarray, zbuf: 
         if noise is not None and response.chroma_noise:
             o = (off + 5 * c) % 16
             plane *= noise[o:o + height, o:o + width]
-        if vignette is not None:
-            plane *= vignette
         planes.append(plane)
     # Every term is non-negative, so OpenCV's saturating absolute conversion is a plain
     # round-and-clip to uint8, done in one pass.

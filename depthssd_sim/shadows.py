@@ -52,7 +52,7 @@ def ground_light(camera: CameraState, look: Look, casters: BoxParts | None, gx: 
     if look.ground_sheen > 0:
         # Wet asphalt mirrors the bright sky near the horizon (grazing rays): brighter with
         # distance, a Schlick-like rise as the ray flattens.
-        rz = rays.world[2][fg:]
+        rz = rays.combine((0.0, 0.0, 1.0), slice(fg, None))
         graze = np.clip(np.float32(1.0) + np.float32(4.0) * rz, 0.0, 1.0)
         graze *= graze
         graze *= graze

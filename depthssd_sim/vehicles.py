@@ -102,7 +102,7 @@ def _car_body(rng: np.random.Generator, length: float, width: float, height: flo
                  (cabin, width * rng.uniform(0.86, 0.92), height - roof - belt), _glass(rng),
                  TEX_GLASS, gloss=0.9),
             Part((cabin_x, 0.0, height - roof / 2), (cabin * 0.94, width * 0.86, roof),
-                 roof_rgb, TEX_PLAIN, gloss=g),
+                 roof_rgb, TEX_PLAIN | TEX_DETAIL, gloss=g),
             *_lights(length, width, belt - 0.12, belt - 0.1, lit)]
 
 
@@ -319,7 +319,8 @@ def motorcycle_parts(rng: np.random.Generator, rider: bool = True, heldout: bool
                  Part((-wx, 0.0, r), (2 * r, 0.16, 2 * r), _TYRE),
                  Part((0.0, 0.0, 0.55), (length * 0.45, 0.34, 0.42), (55.0, 55.0, 58.0)),
                  Part((0.05, 0.0, 0.84), (length * 0.42, 0.32, 0.2), body, TEX_PLAIN, gloss=g),
-                 Part((-0.3, 0.0, 0.86), (0.55, 0.28, 0.1), (20.0, 20.0, 22.0)),
+                 Part((-0.3, 0.0, 0.86), (0.55, 0.28, 0.1), (20.0, 20.0, 22.0),
+                      TEX_PLAIN | TEX_DETAIL),
                  Part((wx - 0.2, 0.0, 1.02), (0.06, 0.74, 0.05), _TYRE, TEX_PLAIN | TEX_DETAIL),
                  Part((wx - 0.05, 0.0, 0.92), (0.06, 0.16, 0.14), _HEAD, flags)]
         seat_z, hands = 0.82, (wx - 0.2, 1.02)
