@@ -102,7 +102,11 @@ def shade_image(look: Look, parts: BoxParts, rays: Rays, cam: np.ndarray, zbuf: 
         light *= noise[off:off + height, off:off + width]
     over = None
     if float(light.max()) > 1.0:
+        # Light above 1 bleeds towards white, softly (over / (1 + over), at most half way):
+        # a red tail light stays red with a pale core, a sun glint on black paint shows.
         over = np.maximum(light - np.float32(1.0), np.float32(0.0))
+        over /= over + np.float32(1.0)
+        over *= np.float32(0.5)
     fog = look.fog_density_per_m > 0
     if fog:
         keep = cv2.exp(np.minimum(zbuf, np.float32(FOG_SKY_M))

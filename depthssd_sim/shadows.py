@@ -26,6 +26,7 @@ SHADOW_NEAR_M = 0.3
 """Ground polygons are clipped at this planar depth before projection."""
 _SUBPIXEL_BITS = 4
 _LEVEL_SCALE = 60.0  # lamp light is stored in a uint8 mask as round(60 x added light)
+_RINGS = ((0.1, 1.0), (0.25, 0.78), (0.45, 0.58), (0.7, 0.4), (1.0, 0.24))
 _DISC = np.stack([np.cos(np.arange(8) * math.pi / 4), np.sin(np.arange(8) * math.pi / 4)], 1)
 
 
@@ -160,8 +161,9 @@ def shadow_mask(camera: CameraState, casters: BoxParts, sun_dir: np.ndarray,
 def lamp_levels(camera: CameraState, look: Look, first_row: int) -> np.ndarray | None:
     """uint8 added ground light (x ``_LEVEL_SCALE``) of lamp pools and head lights, or None.
 
-    Each light is three nested polygons (full, 62 % and 30 % of its reach) with a third of its
-    strength each, drawn outer rings first so that overlapping lights keep the brighter level.
+    Each light is five nested polygons (``_RINGS``: share of its strength, share of its reach)
+    that brighten towards its centre, drawn outer rings first so that overlapping lights keep
+    the brighter level.
     """
     pools = look.lamp_pools if look.lamp_light > 0 else None
     if pools is not None and len(pools):
@@ -173,15 +175,14 @@ def lamp_levels(camera: CameraState, look: Look, first_row: int) -> np.ndarray |
         return None
     intr = camera.intrinsics
     levels = np.zeros((intr.height - first_row, intr.width), np.uint8)
-    for level, frac in ((1, 1.0), (2, 0.62), (3, 0.3)):
+    for share, frac in _RINGS:
         if pools is not None and len(pools):
             rings = pools[:, None, :2] + frac * pools[:, None, 2:3] * _DISC[None]
             _fill_ground_polygons(camera, rings, first_row, levels,
-                                  min(255, round(_LEVEL_SCALE * level / 3 * look.lamp_light)))
+                                  min(255, round(_LEVEL_SCALE * share * look.lamp_light)))
         if beams:
             _fill_ground_polygons(camera, _beam(camera, frac)[None], first_row, levels,
-                                  min(255, round(_LEVEL_SCALE * level / 3
-                                                 * look.headlight_light)))
+                                  min(255, round(_LEVEL_SCALE * share * look.headlight_light)))
     return levels
 
 
@@ -190,7 +191,7 @@ def _beam(camera: CameraState, frac: float) -> np.ndarray:
     x, y, _ = camera.position_m
     c, s = math.cos(camera.yaw_rad), math.sin(camera.yaw_rad)
     reach = 4.0 + 28.0 * frac
-    local = np.array([[3.0, 1.0], [reach, 1.2 + 4.5 * frac], [reach, -1.2 - 4.5 * frac],
-                      [3.0, -1.0]])
+    near, far = 0.5 + 1.3 * frac, 1.2 + 4.8 * frac  # half widths: soft edges, not one edge
+    local = np.array([[3.0, near], [reach, far], [reach, -far], [3.0, -near]])
     return np.stack([x + c * local[:, 0] - s * local[:, 1],
                      y + s * local[:, 0] + c * local[:, 1]], axis=1)

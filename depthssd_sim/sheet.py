@@ -39,8 +39,8 @@ def contact_sheet(look: str = "train", count: int = 24, first_seed: int = 0,
         aspect = "" if params.sensor_aspect is None else \
             (" 4:3" if abs(params.sensor_aspect - 4 / 3) < 1e-6 else " 16:9")
         caption = f"{seed} {params.sky} {params.fov_deg:.0f}deg{aspect}"
-        cv2.putText(tile, caption, (3, tile_h - 4), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0), 2,
-                    cv2.LINE_AA)
+        (text_w, text_h), _ = cv2.getTextSize(caption, cv2.FONT_HERSHEY_PLAIN, 0.8, 1)
+        cv2.rectangle(tile, (0, tile_h - text_h - 7), (text_w + 5, tile_h - 1), (0, 0, 0), -1)
         cv2.putText(tile, caption, (3, tile_h - 4), cv2.FONT_HERSHEY_PLAIN, 0.8,
                     (255, 255, 255), 1, cv2.LINE_AA)
         tiles.append(tile)
