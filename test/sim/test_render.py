@@ -304,12 +304,12 @@ def test_cast_shadow_is_the_exact_projection_of_the_box_along_the_sun():
 def test_grouped_casting_equals_casting_part_by_part(monkeypatch):
     """An object's parts cast together over their union rectangle give the same pixels as
     casting each part alone."""
-    import depthssd_sim.render as render_module
+    import depthssd_sim.boxes as boxes_module
     from depthssd_sim import SyntheticWorld
 
     world = SyntheticWorld(3, 160, 90, fov_deg=60.0, camera_pitch_rad=0.0)
     grouped = list(world.sequence("g", 2))
-    monkeypatch.setattr(render_module, "GROUP_BUDGET", 0)
+    monkeypatch.setattr(boxes_module, "GROUP_BUDGET", 0)
     single = list(world.sequence("g", 2))
     for a, b in zip(grouped, single, strict=True):
         np.testing.assert_allclose(a.depth_m, b.depth_m, rtol=2e-6)
