@@ -188,10 +188,10 @@ def camera_response(rng: np.random.Generator, look: str, night: bool, width: int
         vignette = np.clip(1.0 - _u(rng, 0.1, 0.5) * r2 / 1.3, 0.3, 1.0).astype(np.float32)
         names.append("vignette")
     tone = _tone_lut(rng, look, names)
-    blur = _u(rng, 0.4, 1.2) if rng.random() < 0.3 else 0.0
+    blur = _u(rng, 0.4, 1.2) if rng.random() < 0.25 else 0.0
     if blur:
         names.append("blur")
-    jpeg = int(rng.integers(35, 91)) if rng.random() < 0.3 else 0
+    jpeg = int(rng.integers(35, 91)) if rng.random() < 0.2 else 0
     if jpeg:
         names.append("jpeg")
     if chroma:

@@ -148,11 +148,17 @@ def draw_boxes(camera: CameraState, r_wo: np.ndarray, cam: np.ndarray, parts: Bo
             footprint[oid] = int(np.count_nonzero(union[oid][2]))
             continue
         ids = small_hits[oid]
-        if oid in union:
-            ox, oy, mask = union[oid]
-            rows, cols = np.nonzero(mask)
-            ids = np.union1d(ids, (rows + oy) * width + cols + ox)
-        footprint[oid] = len(ids)
+        if oid not in union:
+            footprint[oid] = len(ids)  # distinct pixel ids already
+            continue
+        # Mark the small parts' pixels in the owner's mask (grown to hold them) and count.
+        rows, cols = ids // width, ids % width
+        r0, c0 = int(rows.min()), int(cols.min())
+        _accumulate_union(union, oid, c0, r0, np.zeros((int(rows.max()) - r0 + 1,
+                                                        int(cols.max()) - c0 + 1), bool))
+        ox, oy, mask = union[oid]
+        mask[rows - oy, cols - ox] = True
+        footprint[oid] = int(np.count_nonzero(mask))
     return footprint, visible
 
 
