@@ -1,8 +1,9 @@
 """Frames per second of the synthetic world on one CPU core (numpy/OpenCV threads pinned to 1).
 
-Run: ``.venv/bin/python benchmarks/synth_speed.py`` (optionally under ``taskset -c N`` to pin a
-core; the thread variables below are set before numpy loads). Prints one line
-``synth_speed: N frames/s ...`` with the wall-clock and the CPU-time rate.
+Run: ``.venv/bin/python benchmarks/synth_speed.py`` (the world's defaults: every randomization
+on; optionally under ``taskset -c N`` to pin a core; the thread variables below are set before
+numpy loads). Prints one line ``synth_speed: N frames/s ...`` with the wall-clock and the
+CPU-time rate. ``benchmarks/synth_speed_compare.py`` runs it against another checkout.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ hand-built scene (boxes placed explicitly, fixed camera) for closed-form checks.
 
 Conventions:
 - World frame: x forward along the start of the road, y left, z up, ground at z = 0 (flat).
-  ``SynthFrame.pose`` is the camera's (x, y, z, roll, pitch, yaw) in it; roll is always 0 and
-  pitch is positive when the camera looks down (the sign ``flat_ground_depth`` uses).
+  ``SynthFrame.pose`` is the camera's (x, y, z, roll, pitch, yaw) in it; pitch is positive
+  when the camera looks down (the sign ``flat_ground_depth`` uses), roll follows REP-103.
 - Pixel (u, v) samples the ray through image point (u, v) (integer = pixel centre, as OpenCV
   and ``backproject``); boxes are ``x2/y2``-exclusive pixel bounds of the visible mask.
 - Instance ids are stable over a sequence and independent of its length:
@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,8 +32,12 @@ from depthssd_core.classes import category_id
 from depthssd_core.geometry import CameraIntrinsics
 
 from .actors import ActorTable
-from .generate import AHEAD_M, FRAME_DT_S, SequenceParams, draw_params, make_look, populate
+from .appearance import LookInfo, make_look, plain_look
+from .config import WorldConfig, check_camera
+from .generate import AHEAD_M, FRAME_DT_S, SequenceParams, draw_params, lamp_pools, populate
 from .render import (
+    FIRST_FREE_PAINT,
+    GROUND_SLOTS,
     NEAR_M,
     TEX_PLAIN,
     BoxParts,
@@ -45,55 +50,26 @@ from .render import (
     polygon_truncation,
     render,
 )
-from .road import FIRST_FREE_PAINT, SKY, Road
+from .road import Road
 from .types import SKY_DEPTH_M, SynthFrame, SynthObject
 
-
-def _check_camera(width: int, height: int, fov_deg: float | None,
-                  camera_height_m: float | None, camera_pitch_rad: float | None) -> None:
-    """Raise ValueError naming the first camera argument that cannot work."""
-    for name, value in (("width", width), ("height", height)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if fov_deg is not None and not (math.isfinite(fov_deg) and 1.0 <= fov_deg <= 170.0):
-        raise ValueError(f"fov_deg must be in [1, 170] degrees, got {fov_deg}")
-    if camera_height_m is not None and not (math.isfinite(camera_height_m)
-                                            and 0.05 <= camera_height_m <= 100.0):
-        raise ValueError(f"camera_height_m must be in [0.05, 100] m, got {camera_height_m}")
-    if camera_pitch_rad is not None and not (math.isfinite(camera_pitch_rad)
-                                             and abs(camera_pitch_rad) <= 1.2):
-        raise ValueError(f"camera_pitch_rad must be within +-1.2 rad, got {camera_pitch_rad}")
+_CONFIG_FIELDS = tuple(f.name for f in fields(WorldConfig))
 
 
-@dataclass(frozen=True)
-class WorldConfig:
-    """Arguments of a :class:`SyntheticWorld`; None camera values are drawn per sequence.
+def camera_intrinsics(width: int, height: int, fov_deg: float,
+                      sensor_aspect: float | None = None) -> CameraIntrinsics:
+    """Intrinsics of a ``width`` x ``height`` rendering of a camera of horizontal ``fov_deg``.
 
-    Attributes:
-        seed: world seed; with the sequence id it fixes every draw.
-        width: image width in pixels.
-        height: image height in pixels.
-        fov_deg: horizontal field of view (random in [60, 110] when None).
-        camera_height_m: camera height (random in [1.4, 2.4] when None).
-        camera_pitch_rad: downward pitch (random within +-5 degrees when None).
-        sensor_noise: whether to add a little per-pixel noise to the RGB image.
+    With ``sensor_aspect`` (the camera's width / height) the camera's image is rendered as if
+    resized to ``width`` x ``height``: ``fy = fx * sensor_aspect * height / width`` (a 4:3
+    camera at 640x360 gives fy = 0.75 fx, exactly what resizing carla-ros-bridge's 800x600
+    frames to 640x360 gives). None means the image's own aspect (square pixels).
     """
-
-    seed: int = 0
-    width: int = 640
-    height: int = 360
-    fov_deg: float | None = None
-    camera_height_m: float | None = None
-    camera_pitch_rad: float | None = None
-    sensor_noise: bool = True
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad field."""
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
-                or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        _check_camera(self.width, self.height, self.fov_deg, self.camera_height_m,
-                      self.camera_pitch_rad)
+    base = CameraIntrinsics.from_fov(width, height, fov_deg)
+    if sensor_aspect is None:
+        return base
+    fy = base.fx * sensor_aspect * height / width
+    return CameraIntrinsics(base.fx, fy, base.cx, base.cy, base.width, base.height)
 
 
 class SyntheticWorld:
@@ -101,37 +77,44 @@ class SyntheticWorld:
 
     Args:
         seed: world seed.
-        width: image width in pixels.
-        height: image height in pixels.
+        width: width of the rendered image in pixels.
+        height: height of the rendered image in pixels.
         fov_deg: fixed horizontal field of view, or None to draw one per sequence.
         camera_height_m: fixed camera height, or None to draw one per sequence.
         camera_pitch_rad: fixed downward pitch, or None to draw one per sequence.
-        sensor_noise: add a little per-pixel noise to the RGB image.
+        sensor_noise: add sensor noise to the RGB image.
+        **options: the other :class:`WorldConfig` fields (``look="heldout"``,
+            ``camera_roll_rad``, ``sensor_aspect``, the draw ranges, ``sky``, ``shadows``,
+            ``camera_effects``, ``distractors``); plain JSON values.
+
+    Raises:
+        ValueError: naming the first bad or unknown argument.
     """
 
     def __init__(self, seed: int = 0, width: int = 640, height: int = 360,
                  fov_deg: float | None = None, camera_height_m: float | None = None,
-                 camera_pitch_rad: float | None = None, sensor_noise: bool = True) -> None:
+                 camera_pitch_rad: float | None = None, sensor_noise: bool = True,
+                 **options: Any) -> None:
+        unknown = sorted(set(options) - set(_CONFIG_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown world option(s): {', '.join(unknown)}")
         self.config = WorldConfig(seed, width, height, fov_deg, camera_height_m,
-                                  camera_pitch_rad, sensor_noise)
+                                  camera_pitch_rad, sensor_noise, **options)
         self.config.validate()
 
     @classmethod
     def from_config(cls, config: WorldConfig) -> SyntheticWorld:
         """A world with the arguments held in ``config``."""
-        return cls(config.seed, config.width, config.height, config.fov_deg,
-                   config.camera_height_m, config.camera_pitch_rad, config.sensor_noise)
+        return cls(**{name: getattr(config, name) for name in _CONFIG_FIELDS})
 
     def _seed_sequence(self, seq_id: int | str) -> np.random.SeedSequence:
         key = zlib.crc32(str(seq_id).encode("utf-8"))
         return np.random.SeedSequence(entropy=[int(self.config.seed), key])
 
     def sequence_params(self, seq_id: int | str) -> SequenceParams:
-        """The camera, road, light and traffic draws of sequence ``seq_id`` (no crossings)."""
+        """The camera, road, sky and traffic draws of sequence ``seq_id`` (no crossings)."""
         base = self._seed_sequence(seq_id)
-        c = self.config
-        return draw_params(np.random.default_rng(base.spawn(1)[0]), c.fov_deg,
-                           c.camera_height_m, c.camera_pitch_rad)
+        return draw_params(np.random.default_rng(base.spawn(1)[0]), self.config)
 
     def sequence(self, seq_id: int | str, num_frames: int) -> Iterator[SynthFrame]:
         """Yield the ``num_frames`` frames of sequence ``seq_id`` (20 Hz, from t = 0).
@@ -142,9 +125,15 @@ class SyntheticWorld:
         Raises:
             ValueError: if ``num_frames`` is negative or not an integer.
         """
-        if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) \
-                or num_frames < 0:
-            raise ValueError(f"num_frames must be a non-negative integer, got {num_frames!r}")
+        for frame, _ in self._frames(seq_id, num_frames):
+            yield frame
+
+    def look_info(self, seq_id: int | str) -> LookInfo:
+        """What the look of sequence ``seq_id`` drew (sky, texture families, effects)."""
+        *_, info = self._setup(seq_id, 1)
+        return info
+
+    def _setup(self, seq_id: int | str, num_frames: int):
         base = self._seed_sequence(seq_id)
         params = self.sequence_params(seq_id)
 
@@ -152,17 +141,26 @@ class SyntheticWorld:
             return np.random.default_rng(np.random.SeedSequence(
                 entropy=base.entropy, spawn_key=(1000 + group,)))
 
-        params, actors = populate(stream, params, int(num_frames))
         c = self.config
-        look = make_look(stream(0), params, actors, c.width, c.height)
-        if not c.sensor_noise:
-            look.sensor_noise = None
-        intr = CameraIntrinsics.from_fov(c.width, c.height, params.fov_deg)
+        params, actors = populate(stream, params, int(num_frames), c.distractors)
+        look, info = make_look(
+            stream(0), params.sky, params.look, np.asarray(actors.palette).reshape(-1, 3),
+            c.width, c.height, fog_density_per_m=params.fog_density_per_m,
+            wet_road=params.wet_road, shadows=c.shadows, effects=c.camera_effects,
+            sensor_noise=c.sensor_noise, lamp_pools=lamp_pools(actors, params.road))
+        intr = camera_intrinsics(c.width, c.height, params.fov_deg, params.sensor_aspect)
+        return base, stream, params, actors, look, intr, info
+
+    def _frames(self, seq_id: int | str, num_frames: int):
+        if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) \
+                or num_frames < 0:
+            raise ValueError(f"num_frames must be a non-negative integer, got {num_frames!r}")
+        _, stream, params, actors, look, intr, info = self._setup(seq_id, num_frames)
         name = str(seq_id)
         sway = stream(2).uniform(0.0, 2 * math.pi, 2)
         for i in range(int(num_frames)):
             t = i * FRAME_DT_S
-            yield self._frame(params, actors, look, intr, name, i, t, sway)
+            yield self._frame(params, actors, look, intr, name, i, t, sway), info
 
     def _frame(self, params: SequenceParams, actors: ActorTable, look: Look,
                intr: CameraIntrinsics, name: str, index: int, t_s: float,
@@ -173,33 +171,39 @@ class SyntheticWorld:
         wx, wy, theta = road.to_world(np.array([x_e]), np.array([d_e]))
         yaw = float(theta[0]) + math.radians(0.8) * math.sin(0.3 * t_s + sway[1])
         camera = CameraState(intr, (float(wx[0]), float(wy[0]), params.camera_height_m),
-                             yaw, params.camera_pitch_rad)
-        parts, labelled = actors.at_time(t_s, road, x_e - 30.0, x_e + AHEAD_M,
-                                         FIRST_FREE_PAINT)
-        near = tuple(xc for xc in road.crossings_x_m if x_e - 30.0 < xc < x_e + AHEAD_M)
+                             yaw, params.camera_pitch_rad, params.camera_roll_rad)
+        parts, labelled, casters = actors.at_time(t_s, road, x_e - 30.0, x_e + AHEAD_M,
+                                                  FIRST_FREE_PAINT)
+        window = (x_e - 30.0, x_e + AHEAD_M)
+        near = tuple(xc for xc in road.crossings_x_m if window[0] < xc < window[1])
+        streets = tuple(s for s in road.side_streets
+                        if window[0] < s.x_m + s.half_width_m and s.x_m - s.half_width_m
+                        < window[1])
 
         def ground(gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, None]:
-            return road.paint_ground(gx, gy, near)
+            return road.paint_ground(gx, gy, near, streets)
 
-        return assemble_frame(camera, parts, labelled, look, ground, name, index, t_s)
+        return assemble_frame(camera, parts, labelled, look, ground, name, index, t_s,
+                              casters)
 
 
 def assemble_frame(camera: CameraState, parts: BoxParts, labelled: list[ObjectBox3D],
                    look: Look, ground: GroundPainter | None, sequence: str, index: int,
-                   t_s: float) -> SynthFrame:
+                   t_s: float, casters: BoxParts | None = None) -> SynthFrame:
     """Render a camera view and derive every labelled object's ground truth from the pixels.
 
     Args:
         camera: the camera pose and intrinsics.
         parts: every box part to draw.
         labelled: the full 3D boxes of the labelled owners among the parts.
-        look: palette, light and fog.
+        look: palette, light, textures, fog and camera response.
         ground: painter of the ground plane (None: bare ground).
         sequence: name stored in the frame.
         index: frame index stored in the frame (also varies the sensor noise).
         t_s: timestamp stored in the frame.
+        casters: boxes that cast shadows on the ground.
     """
-    out = render(camera, parts, look, ground, index)
+    out = render(camera, parts, look, ground, index, casters)
     intr = camera.intrinsics
     owner = out.owner
     instance = owner
@@ -248,7 +252,7 @@ def assemble_frame(camera: CameraState, parts: BoxParts, labelled: list[ObjectBo
             rotation_optical=axes_o[i].copy(),
             footprint_pixels=full,
         ))
-    pose = (*camera.position_m, 0.0, camera.pitch_rad, camera.yaw_rad)
+    pose = (*camera.position_m, camera.roll_rad, camera.pitch_rad, camera.yaw_rad)
     return SynthFrame(out.rgb, out.depth_m, instance, semantic, intr,
                       tuple(float(v) for v in pose), round(t_s, 6), sequence, index,
                       float(camera.position_m[2]), float(camera.pitch_rad), objects)
@@ -300,6 +304,11 @@ class Scene:
         road: the road painted on the ground (default: a straight two-by-two lane road);
             None leaves bare ground.
         fog_density_per_m: fog extinction per metre.
+        camera_roll_rad: roll about the viewing direction (REP-103).
+        sensor_aspect: aspect of the camera rendered into the image (None: square pixels).
+        look: the look to render with (None: a plain, noise-free one); it must hold palette
+            entries for the objects from ``FIRST_FREE_PAINT`` on.
+        shadows: whether the objects cast shadows (with ``look``'s sun).
     """
 
     width: int = 160
@@ -313,22 +322,26 @@ class Scene:
     objects: Sequence[PlacedObject] = field(default_factory=list)
     road: Road | None = field(default_factory=Road)
     fog_density_per_m: float = 0.0
+    camera_roll_rad: float = 0.0
+    sensor_aspect: float | None = None
+    look: Look | None = None
+    shadows: bool = False
 
 
 def render_scene(scene: Scene, sequence: str = "scene", frame_index: int = 0,
                  timestamp_s: float = 0.0) -> SynthFrame:
-    """Render a hand-built :class:`Scene` with plain, noise-free shading.
+    """Render a hand-built :class:`Scene` (plain, noise-free shading unless it has a look).
 
     Labelled objects get instance ids 1, 2, ... in the order of ``scene.objects``.
 
     Raises:
         ValueError: if the camera arguments or an object's class or size are invalid.
     """
-    _check_camera(scene.width, scene.height, scene.fov_deg, scene.camera_height_m,
-                  scene.camera_pitch_rad)
-    intr = CameraIntrinsics.from_fov(scene.width, scene.height, scene.fov_deg)
+    check_camera(scene.width, scene.height, scene.fov_deg, scene.camera_height_m,
+                 scene.camera_pitch_rad, scene.camera_roll_rad)
+    intr = camera_intrinsics(scene.width, scene.height, scene.fov_deg, scene.sensor_aspect)
     camera = CameraState(intr, (scene.camera_x_m, scene.camera_y_m, scene.camera_height_m),
-                         scene.camera_yaw_rad, scene.camera_pitch_rad)
+                         scene.camera_yaw_rad, scene.camera_pitch_rad, scene.camera_roll_rad)
     n = len(scene.objects)
     centres = np.zeros((n, 3))
     sizes = np.zeros((n, 3))
@@ -353,24 +366,20 @@ def render_scene(scene: Scene, sequence: str = "scene", frame_index: int = 0,
             labelled.append(ObjectBox3D(next_id, category_id(obj.category), centres[i].copy(),
                                         size.copy(), float(obj.yaw_rad)))
             next_id += 1
-    parts = BoxParts(centres, sizes / 2, yaws, np.arange(n) + FIRST_FREE_PAINT,
+    parts = BoxParts(centres, sizes / 2, yaws, np.arange(n) + GROUND_SLOTS,
                      np.full(n, TEX_PLAIN), owners)
-    ground_cols = np.array([[90, 110, 60], [80, 80, 82], [220, 220, 220], [220, 180, 40],
-                            [160, 160, 155], [180, 180, 180], [190, 210, 235], [0, 0, 0]])
-    palette = np.concatenate([ground_cols, np.asarray(colours, np.float64).reshape(-1, 3)])
-    look = Look(palette.astype(np.float32), SKY, np.array([80, 130, 220], np.float32),
-                np.array([0.3, 0.4, 0.866]), 0.6, 0.4, scene.fog_density_per_m,
-                np.array([200, 205, 210], np.float32), np.ones((256, 256), np.float32))
+    look = scene.look if scene.look is not None else \
+        plain_look(np.asarray(colours, np.float64), scene.fog_density_per_m)
     road = scene.road
     ground = None if road is None else road.paint_ground
     return assemble_frame(camera, parts, labelled, look, ground, sequence, frame_index,
-                          timestamp_s)
+                          timestamp_s, parts if scene.shadows else None)
 
 
 def rotation_world_from_optical(frame: SynthFrame) -> np.ndarray:
     """3x3 rotation of a frame's camera (optical vectors to world vectors)."""
-    x, y, z, _, pitch, yaw = frame.pose
-    return CameraState(frame.intrinsics, (x, y, z), yaw, pitch).world_from_optical()
+    x, y, z, roll, pitch, yaw = frame.pose
+    return CameraState(frame.intrinsics, (x, y, z), yaw, pitch, roll).world_from_optical()
 
 
 def colorize_depth(depth_m: np.ndarray, max_depth_m: float = 120.0) -> np.ndarray:
@@ -393,4 +402,3 @@ def preview(frame: SynthFrame, draw_boxes: bool = True) -> np.ndarray:
             colour = cv2.cvtColor(np.uint8([[[hue, 255, 255]]]), cv2.COLOR_HSV2RGB)[0, 0]
             cv2.rectangle(rgb, (x1, y1), (x2 - 1, y2 - 1), tuple(int(c) for c in colour), 1)
     return np.concatenate([rgb, colorize_depth(frame.depth_m)], axis=1)
-

@@ -3,7 +3,10 @@
 Subcommands::
 
     depthssd-data synth --out DIR --split train --sequences N --frames M --seed S
-                        [--width W --height H --fov DEG]
+                        [--width W --height H --fov DEG --look train|heldout
+                         --camera-height M --camera-pitch-deg D --camera-roll-deg D
+                         --sensor-aspect 4:3 --sky NAME --no-shadows --no-camera-effects
+                         --no-distractors --world-options JSON]
     depthssd-data validate DIR [--split NAME]
     depthssd-data preview DIR [--out PNG] [--split NAME] [--frames N]
     depthssd-data import-bag BAG --out DIR [--split NAME] [--image-topic T --depth-topic T
@@ -36,6 +39,28 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--height", type=int, default=360)
     synth.add_argument("--fov", type=float, default=None,
                        help="horizontal field of view, deg (default: drawn per sequence)")
+    synth.add_argument("--look", choices=("train", "heldout"), default=None,
+                       help="heldout also draws the appearance and shape families training "
+                            "never sees (docs/ARCHITECTURE.md)")
+    synth.add_argument("--camera-height", type=float, default=None,
+                       help="camera height, m (default: drawn per sequence)")
+    synth.add_argument("--camera-pitch-deg", type=float, default=None,
+                       help="downward pitch, deg (default: drawn; a fixed pitch is level)")
+    synth.add_argument("--camera-roll-deg", type=float, default=None,
+                       help="roll, deg (default: drawn when the pitch is)")
+    synth.add_argument("--sensor-aspect", default=None,
+                       help="aspect of the camera rendered into WxH, e.g. 4:3 (default: drawn "
+                            "from 16:9 and 4:3 when --fov is not given)")
+    synth.add_argument("--sky", default=None, help="force a sky type (default: drawn)")
+    synth.add_argument("--no-shadows", action="store_true", help="no cast shadows")
+    synth.add_argument("--no-camera-effects", action="store_true",
+                       help="plain camera response (no white balance, vignette, tone curve, "
+                            "blur or JPEG draws)")
+    synth.add_argument("--no-distractors", action="store_true",
+                       help="no street furniture, cones or barriers")
+    synth.add_argument("--world-options", default=None,
+                       help="JSON object of further SyntheticWorld options (WorldConfig "
+                            "fields), e.g. '{\"fov_range_deg\": [60, 100]}'")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing split")
     synth.add_argument("--append", action="store_true",
                        help="add the new sequences to an existing split")
@@ -67,12 +92,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _world_options(args: argparse.Namespace) -> dict:
+    """The SyntheticWorld keyword arguments of the synth flags (JSON options first)."""
+    import json
+    import math
+
+    options: dict = {}
+    if args.world_options:
+        try:
+            options = json.loads(args.world_options)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--world-options is not valid JSON: {err}") from None
+        if not isinstance(options, dict):
+            raise ValueError("--world-options must be a JSON object")
+    flags = {"fov_deg": args.fov, "look": args.look,
+             "camera_height_m": args.camera_height,
+             "camera_pitch_rad": None if args.camera_pitch_deg is None
+             else math.radians(args.camera_pitch_deg),
+             "camera_roll_rad": None if args.camera_roll_deg is None
+             else math.radians(args.camera_roll_deg),
+             "sensor_aspect": args.sensor_aspect, "sky": args.sky,
+             "shadows": False if args.no_shadows else None,
+             "camera_effects": False if args.no_camera_effects else None,
+             "distractors": False if args.no_distractors else None}
+    options.update({k: v for k, v in flags.items() if v is not None})
+    return options
+
+
 def _synth_frames(args: argparse.Namespace) -> Iterator:
     from depthssd_sim import SyntheticWorld
     from depthssd_train.dataset.format import frame_from_synth
 
     world = SyntheticWorld(seed=args.seed, width=args.width, height=args.height,
-                           fov_deg=args.fov)
+                           **_world_options(args))
     for k in range(args.sequences):
         for frame in world.sequence(f"{args.split}{args.seed:04d}_{k:04d}", args.frames):
             yield frame_from_synth(frame)
@@ -85,6 +137,11 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     if args.sequences < 1 or args.frames < 1:
         raise ValueError("--sequences and --frames must be at least 1")
+    from depthssd_sim import SyntheticWorld
+
+    # Check the world's arguments before a split is created or replaced.
+    SyntheticWorld(seed=args.seed, width=args.width, height=args.height,
+                   **_world_options(args))
     total = args.sequences * args.frames
     frames = tqdm(_synth_frames(args), total=total, desc=f"synth {args.split}", unit="frame",
                   disable=args.no_progress, file=sys.stderr)

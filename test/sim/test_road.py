@@ -71,3 +71,41 @@ def test_zebra_crossing_is_striped():
     stripes = values[left:right] > values[left:right].mean()
     # 0.6 m stripes every 1.2 m across 12 m of road: about ten light/dark alternations.
     assert 14 <= np.count_nonzero(np.diff(stripes.astype(int))) <= 24
+
+
+def test_side_street_replaces_curb_and_sidewalk_over_its_width():
+    from depthssd_sim.road import (
+        GROUND_ASPHALT,
+        GROUND_ASPHALT_2,
+        GROUND_CURB,
+        GROUND_SIDEWALK,
+        GROUND_TERRAIN,
+        GROUND_WHITE,
+        SideStreet,
+    )
+
+    road = Road(lanes_right=2, lanes_left=1, lane_width_m=3.5, sidewalk_m=3.0, verge_m=1.5,
+                side_streets=(SideStreet(50.0, 5.0, right=True, left=False),))
+    d = np.array([-10.0, -8.0, -7.1, -5.0], np.float32)  # sidewalk, verge, curb, lane
+    for x, expected in ((35.0, [GROUND_SIDEWALK, GROUND_TERRAIN, GROUND_CURB, GROUND_ASPHALT]),
+                        (50.0, [GROUND_ASPHALT_2] * 3 + [GROUND_ASPHALT])):
+        mat, _ = road.paint_ground(np.full(4, x, np.float32), d)
+        assert mat.tolist() == expected
+    # The left side has no street; a stop line crosses the ego's lanes before the junction.
+    mat, _ = road.paint_ground(np.array([50.0, 43.5], np.float32),
+                               np.array([3.6, -3.0], np.float32))
+    assert mat.tolist() == [GROUND_CURB, GROUND_WHITE]
+    assert road.side_street_at(40.0, 46.0, -1.0) and not road.side_street_at(40.0, 46.0, 1.0)
+
+
+def test_centre_line_styles():
+    from depthssd_sim.road import GROUND_ASPHALT, GROUND_YELLOW
+
+    d = np.array([0.0, 0.135, -0.135], np.float32)
+    x = np.zeros(3, np.float32)
+    solid, _ = Road(centre_style="solid").paint_ground(x, d)
+    double, _ = Road(centre_style="double").paint_ground(x, d)
+    none, _ = Road(centre_style="none").paint_ground(x, d)
+    assert solid.tolist() == [GROUND_YELLOW, GROUND_ASPHALT, GROUND_ASPHALT]
+    assert double.tolist() == [GROUND_ASPHALT, GROUND_YELLOW, GROUND_YELLOW]
+    assert none.tolist() == [GROUND_ASPHALT] * 3

@@ -108,17 +108,38 @@ def test_fixed_camera_arguments_and_ground_rows():
 
 def test_random_camera_draws_within_ranges():
     world = SyntheticWorld(11, W, H)
-    fovs, heights, pitches = [], [], []
-    for seq in range(12):
+    params = [world.sequence_params(seq) for seq in range(40)]
+    fovs = [p.fov_deg for p in params]
+    heights = [p.camera_height_m for p in params]
+    pitches = [math.degrees(p.camera_pitch_rad) for p in params]
+    rolls = [math.degrees(p.camera_roll_rad) for p in params]
+    assert 50 <= min(fovs) < 60 and 110 < max(fovs) <= 120
+    assert 1.0 <= min(heights) < 1.3 and 2.7 < max(heights) <= 3.0
+    assert -10 <= min(pitches) < -7 and 7 < max(pitches) <= 10
+    assert -3 <= min(rolls) < -2 and 2 < max(rolls) <= 3
+    assert {p.sensor_aspect for p in params} == {16 / 9, 4 / 3}
+    for seq in (0, 1, 2, 3):
+        f = next(world.sequence(seq, 1))
+        p = params[seq]
+        assert f.intrinsics.hfov_deg == pytest.approx(p.fov_deg)
+        # A 4:3 camera rendered into a 16:9 image is squeezed: fy = 0.75 fx.
+        assert f.intrinsics.fy / f.intrinsics.fx == pytest.approx(p.sensor_aspect * H / W)
+        assert f.pose[3] == pytest.approx(p.camera_roll_rad)
+
+
+def test_fixed_fov_and_pitch_mean_a_square_pixel_level_camera():
+    """A fixed field of view keeps square pixels and a fixed pitch keeps the camera level,
+    unless sensor_aspect / camera_roll_rad say otherwise (the ROS node relies on this)."""
+    world = SyntheticWorld(3, W, H, fov_deg=90.0, camera_height_m=2.0, camera_pitch_rad=0.0)
+    for seq in range(6):
         p = world.sequence_params(seq)
-        fovs.append(p.fov_deg)
-        heights.append(p.camera_height_m)
-        pitches.append(p.camera_pitch_rad)
-    assert min(fovs) >= 60 and max(fovs) <= 110 and max(fovs) - min(fovs) > 15
-    assert min(heights) >= 1.4 and max(heights) <= 2.4
-    assert max(abs(p) for p in pitches) <= math.radians(5) + 1e-12
+        assert p.sensor_aspect is None and p.camera_roll_rad == 0.0
     f = next(world.sequence(0, 1))
-    assert f.intrinsics.hfov_deg == pytest.approx(fovs[0])
+    assert f.intrinsics == CameraIntrinsics.from_fov(W, H, 90.0) and f.pose[3] == 0.0
+    world = SyntheticWorld(3, W, H, fov_deg=90.0, camera_pitch_rad=0.0, sensor_aspect="4:3",
+                           camera_roll_rad=0.02)
+    f = next(world.sequence(0, 1))
+    assert f.intrinsics.fy == pytest.approx(0.75 * f.intrinsics.fx) and f.pose[3] == 0.02
 
 
 def test_labels_consistent_with_maps_over_many_frames():

@@ -76,8 +76,10 @@ def test_stream_dataset_renders_on_the_fly():
     torch.testing.assert_close(first["image"], torch.from_numpy(frame.rgb).permute(2, 0, 1)
                                .float() / 255)
     assert first["labels"].tolist() == [o.category_id for o in frame.objects]
-    sky = torch.from_numpy(frame.depth_m >= 1000)
-    assert not first["depth_valid"][0][sky].any() and first["depth_valid"][0][~sky].all()
+    # Valid: what the uint16 PNG can hold (256 m); the sky (1000 m) and far ground are not.
+    beyond = torch.from_numpy(frame.depth_m > 65535 / 256)
+    assert (frame.depth_m >= 1000).any()
+    assert not first["depth_valid"][0][beyond].any() and first["depth_valid"][0][~beyond].all()
 
     clips = SyntheticStreamDataset(2, 2, clip_length=2, seed=5, width=96, height=54,
                                    transform=Compose([HorizontalFlip(),
