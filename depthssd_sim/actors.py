@@ -20,8 +20,8 @@ import numpy as np
 
 from depthssd_core.classes import category_id
 
-from .render import TEX_DETAIL, TEX_PLAIN, BoxParts, ObjectBox3D, rotation_z
 from .road import Road
+from .scene import TEX_DETAIL, TEX_PLAIN, BoxParts, ObjectBox3D, rotation_z
 from .shading import TEXELS_PER_M
 
 GROUP_STRIDE = 10000
@@ -41,7 +41,7 @@ class Part(NamedTuple):
         offset: centre of the box.
         size: (length, width, height).
         rgb: colour 0..255 (before the sequence's light and camera).
-        texture: a ``render.TEX_*`` kind plus flags.
+        texture: a ``scene.TEX_*`` kind plus flags.
         swing: metres the box swings back and forth along x while the actor walks (legs one
             way, arms the other).
         gloss: specular strength 0..1.

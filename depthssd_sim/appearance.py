@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import render as R
+from . import scene as R
 from .road import (
     GROUND_ASPHALT,
     GROUND_ASPHALT_2,

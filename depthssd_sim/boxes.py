@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .render import (
+from .scene import (
     DETAIL_DISTANCE_M,
     GROUND_SLOTS,
     NEAR_M,

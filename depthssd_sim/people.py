@@ -17,7 +17,7 @@ import colorsys
 import numpy as np
 
 from .actors import Part
-from .render import TEX_CLOTH_A, TEX_CLOTH_B, TEX_DETAIL, TEX_PLAIN
+from .scene import TEX_CLOTH_A, TEX_CLOTH_B, TEX_DETAIL, TEX_PLAIN
 
 SKIN = ((238, 200, 172), (224, 172, 138), (198, 145, 104), (160, 110, 75), (120, 80, 55),
         (85, 58, 42))

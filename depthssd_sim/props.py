@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .actors import Part
-from .render import (
+from .scene import (
     TEX_BANDS,
     TEX_BARK,
     TEX_DETAIL,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .render import GROUND_SLOTS, TEX_FLAT, TEX_KIND_MASK, BoxParts, Look, Rays
+from .scene import GROUND_SLOTS, TEX_FLAT, TEX_KIND_MASK, BoxParts, Look, Rays
 
 TEXELS_PER_M = 8.0
 """Density of box textures: tile coordinates are u = 8 (x + y) and v = 8 z of the surface."""

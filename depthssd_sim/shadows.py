@@ -19,8 +19,8 @@ import math
 import cv2
 import numpy as np
 
-from .render import DRAW_DISTANCE_M, BoxParts, CameraState, Look, Rays
 from .road import GROUND_ASPHALT, GROUND_ASPHALT_2
+from .scene import DRAW_DISTANCE_M, BoxParts, CameraState, Look, Rays
 
 SHADOW_NEAR_M = 0.3
 """Ground polygons are clipped at this planar depth before projection."""

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from . import render as R
+from . import scene as R
 from .road import (
     GROUND_ASPHALT,
     GROUND_ASPHALT_2,

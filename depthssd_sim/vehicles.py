@@ -18,7 +18,7 @@ import numpy as np
 
 from .actors import Part
 from .people import rider_parts
-from .render import TEX_DETAIL, TEX_EMISSIVE, TEX_GLASS, TEX_LIVERY, TEX_PLAIN
+from .scene import TEX_DETAIL, TEX_EMISSIVE, TEX_GLASS, TEX_LIVERY, TEX_PLAIN
 
 _LIGHT = TEX_PLAIN | TEX_DETAIL | TEX_EMISSIVE
 _TYRE = (24.0, 24.0, 26.0)

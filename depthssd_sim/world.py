@@ -35,7 +35,9 @@ from .actors import ActorTable
 from .appearance import LookInfo, make_look, plain_look
 from .config import WorldConfig, check_camera
 from .generate import AHEAD_M, FRAME_DT_S, SequenceParams, draw_params, lamp_pools, populate
-from .render import (
+from .render import render
+from .road import Road
+from .scene import (
     FIRST_FREE_PAINT,
     GROUND_SLOTS,
     NEAR_M,
@@ -48,9 +50,7 @@ from .render import (
     box_corners_optical,
     clipped_projection,
     polygon_truncation,
-    render,
 )
-from .road import Road
 from .types import SKY_DEPTH_M, SynthFrame, SynthObject
 
 _CONFIG_FIELDS = tuple(f.name for f in fields(WorldConfig))

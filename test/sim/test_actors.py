@@ -16,8 +16,8 @@ from depthssd_sim.props import (
     traffic_sign_parts,
     tree_parts,
 )
-from depthssd_sim.render import TEX_EMISSIVE, TEX_GLASS, TEX_KIND_MASK
 from depthssd_sim.road import Road
+from depthssd_sim.scene import TEX_EMISSIVE, TEX_GLASS, TEX_KIND_MASK
 from depthssd_sim.vehicles import HELDOUT_STYLES, STYLES, VEHICLE_TEMPLATES, choose_style
 
 # (length, width, height) bounds in metres of each class's labelled box, over every style.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from depthssd_sim import render
+from depthssd_sim import scene
 from depthssd_sim.textures import (
     FAMILIES,
     GROUND_FAMILIES,
@@ -29,13 +29,13 @@ def test_held_out_families_are_never_in_the_training_slots():
     assert HELDOUT_ONLY and not HELDOUT_ONLY & train
     assert {"dots", "diagonal", "cells", "veins"} <= HELDOUT_ONLY
     for look in ("train", "heldout"):
-        assert set(SLOT_FAMILIES[look]) == set(range(render.NUM_TEXTURES)) - {render.TEX_FLAT}
+        assert set(SLOT_FAMILIES[look]) == set(range(scene.NUM_TEXTURES)) - {scene.TEX_FLAT}
 
 
 def test_bank_is_deterministic_and_flat_stays_flat():
     a, ga, names = texture_bank(np.random.default_rng(3), "train", False)
     b, gb, _ = texture_bank(np.random.default_rng(3), "train", False)
     assert np.array_equal(a, b) and np.array_equal(ga, gb)
-    assert np.all(a[render.TEX_FLAT] == 1.0)
-    assert a.shape == (render.NUM_TEXTURES, 256, 256) and ga.shape[0] == render.SKY_SLOT0
+    assert np.all(a[scene.TEX_FLAT] == 1.0)
+    assert a.shape == (scene.NUM_TEXTURES, 256, 256) and ga.shape[0] == scene.SKY_SLOT0
     assert not set(names.values()) & HELDOUT_ONLY
