@@ -302,6 +302,8 @@ class PlannerNode(Node):
         self._pub_advisory = self.create_publisher(String, "~/advisory", 10)
         self._last_stamp_s = -math.inf
         self.create_subscription(Detection2DArray, "detections", self._on_detections, 10)
+        self.get_logger().info(
+            f"listening for detections on {self.resolve_topic_name('detections')}")
 
     def _declare_settings(self) -> PlannerSettings:
         defaults = PlannerSettings()
