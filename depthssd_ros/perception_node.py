@@ -45,6 +45,7 @@ from depthssd_core.geometry import CameraIntrinsics
 from depthssd_ros import conversions as conv
 from depthssd_ros.node_main import run_node
 from depthssd_ros.params import PARAMETERS, SPECS, resolve_model_path
+from depthssd_ros.stamp_gaps import UpstreamGapCounter
 
 NODE_NAME = "depthssd_node"
 #: Latencies kept for the percentiles in /diagnostics (a few seconds at camera rates).
@@ -71,6 +72,8 @@ class _Stats:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.received = 0
+        # Frames that never arrived: gaps in the camera's stamps (before the node's own drops).
+        self.upstream = UpstreamGapCounter()
         self.processed = 0
         self.dropped = 0
         self.rejected: collections.Counter[str] = collections.Counter()
@@ -205,6 +208,8 @@ class PerceptionNode(Node):
         received = time.monotonic()
         with self._stats.lock:
             self._stats.received += 1
+            self._stats.upstream.add(conv.stamp_to_seconds(msg.header),
+                                     self._values["memory_reset_gap_s"])
         try:
             frame = conv.image_to_frame(msg)
         except ValueError as exc:
@@ -375,6 +380,8 @@ class PerceptionNode(Node):
                 "frames_received": str(s.received),
                 "frames_processed": str(s.processed),
                 "frames_dropped": str(s.dropped),
+                "frames_missing_upstream": str(s.upstream.missing),
+                "camera_rate_hz": f"{s.upstream.rate_hz:.2f}",
                 "frames_rejected": str(sum(rejected.values())),
                 "rejected_bad_image": str(rejected.get("bad_image", 0)),
                 "rejected_camera_info": str(rejected.get("camera_info", 0)),
