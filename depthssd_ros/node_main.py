@@ -29,7 +29,7 @@ from typing import Any
 
 import rclpy
 from rclpy.exceptions import NameValidationException, ParameterException
-from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.signals import uninstall_signal_handlers
@@ -84,7 +84,6 @@ def _ignore_teardown_signals() -> dict[int, Any]:
 
 
 def run_node(make_node: Callable[[], Node], name: str, argv: list[str] | None = None, *,
-             executor: Executor | None = None,
              on_stop: Callable[[Node], None] | None = None) -> int:
     """Build the node with ``make_node``, spin it until shut down, and tear it down cleanly.
 
@@ -95,13 +94,13 @@ def run_node(make_node: Callable[[], Node], name: str, argv: list[str] | None = 
             the interpreter exits right after: SIGINT and SIGTERM then stay ignored so that a
             late signal cannot print a traceback during interpreter shutdown. With an explicit
             ``argv`` (a test calling ``main``) the previous handlers are restored.
-        executor: the executor to spin (default: a ``SingleThreadedExecutor``).
         on_stop: called with the node after spinning ends, before it is destroyed (to stop
             worker threads).
 
     Returns:
-        The process exit code: 0 after a shutdown by signal, :data:`EXIT_CONFIG` for a
-        configuration error, :data:`EXIT_START_FAILED` for any other failure to start.
+        The process exit code: 0 after a shutdown by signal (also one that arrives while the
+        node is being built), :data:`EXIT_CONFIG` for a configuration error,
+        :data:`EXIT_START_FAILED` for any other failure to start.
     """
     process_main = argv is None
     args = list(sys.argv if argv is None else argv)
@@ -116,36 +115,31 @@ def run_node(make_node: Callable[[], Node], name: str, argv: list[str] | None = 
               file=sys.stderr)
         return EXIT_CONFIG
     node: Node | None = None
+    executor: SingleThreadedExecutor | None = None
     code = 0
-    previous: dict[int, Any] = {}
     try:
-        try:
-            node = make_node()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            return 0  # interrupted while starting: nothing to report
-        except CONFIG_ERRORS as exc:
-            code = _start_failure(name, exc, EXIT_CONFIG)
-            return code
-        except Exception as exc:  # any failure to start ends the same way: one line
-            code = _start_failure(name, exc, EXIT_START_FAILED)
-            return code
-        spinner = executor or SingleThreadedExecutor()
-        spinner.add_node(node)
-        try:
-            spinner.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        except Exception:
-            if rclpy.ok():
+        # Created first: an executor created once a signal has shut the context down fails,
+        # and complains again when it is garbage-collected.
+        executor = SingleThreadedExecutor()
+        node = make_node()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as exc:
+        # Once a signal has shut the context down, whatever was using it (a constructor
+        # creating a publisher, a timer callback publishing) fails: that is the shutdown.
+        if rclpy.ok():
+            if node is not None:
                 raise  # a callback failed while the node was running: a real error
-            # Otherwise a callback was using the context as a signal shut it down.
-        previous = _ignore_teardown_signals()
-        if on_stop is not None:
-            on_stop(node)
-        spinner.shutdown()
+            code = EXIT_CONFIG if isinstance(exc, CONFIG_ERRORS) else EXIT_START_FAILED
+            print(f"{name}: cannot start: {exc}", file=sys.stderr)
     finally:
-        if not previous:
-            previous = _ignore_teardown_signals()
+        previous = _ignore_teardown_signals()
+        if node is not None and on_stop is not None:
+            on_stop(node)
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown(uninstall_handlers=False)
@@ -155,9 +149,3 @@ def run_node(make_node: Callable[[], Node], name: str, argv: list[str] | None = 
     return code
 
 
-def _start_failure(name: str, exc: Exception, code: int) -> int:
-    """Report a node that could not be built; a signal during the build is no failure."""
-    if not rclpy.ok():
-        return 0  # SIGTERM during start: the context was shut down under the constructor
-    print(f"{name}: cannot start: {exc}", file=sys.stderr)
-    return code

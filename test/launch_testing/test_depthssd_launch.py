@@ -120,5 +120,5 @@ class TestDepthssdLaunch(unittest.TestCase):
 @launch_testing.post_shutdown_test()
 class TestShutdown(unittest.TestCase):
     def test_exit_codes(self, proc_info):
-        # SIGINT on shutdown is a clean exit for every node of the launch.
-        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0, -2])
+        # SIGINT on shutdown is a clean exit (code 0) for every node of the launch.
+        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0])
