@@ -53,6 +53,8 @@ def generate_test_description():
 
 
 class TestCarlaDemoLaunch(unittest.TestCase):
+    # Waits are bounds, not sleeps: loading the model takes up to a minute on a busy 2-core
+    # machine, and the first test waits for it.
     @classmethod
     def setUpClass(cls):
         rclpy.init()
@@ -63,7 +65,7 @@ class TestCarlaDemoLaunch(unittest.TestCase):
         cls.node.destroy_node()
         rclpy.shutdown()
 
-    def _collect(self, msg_type, topic, count, timeout_s=60.0):
+    def _collect(self, msg_type, topic, count, timeout_s=180.0):
         got = []
         sub = self.node.create_subscription(msg_type, topic, got.append, 10)
         end = self.node.get_clock().now().nanoseconds + int(timeout_s * 1e9)
@@ -123,7 +125,7 @@ class TestCarlaDemoLaunch(unittest.TestCase):
     def _use_sim_time(self, node_name):
         client = self.node.create_client(GetParameters, f"/{node_name}/get_parameters")
         try:
-            self.assertTrue(client.wait_for_service(timeout_sec=60.0),
+            self.assertTrue(client.wait_for_service(timeout_sec=180.0),
                             f"{node_name} offers no parameter service")
             future = client.call_async(GetParameters.Request(names=["use_sim_time"]))
             rclpy.spin_until_future_complete(self.node, future, timeout_sec=30.0)
