@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -345,6 +345,7 @@ class PlannerNode(Node):
         super().__init__(node_name, **node_kwargs)
         self.planner = CorridorPlanner(self._declare_settings())
         self.last_decision: PlannerDecision | None = None
+        self._listeners: list[Callable[[PlannerDecision], None]] = []
         self._pub_distance = self.create_publisher(Float32, "~/nearest_distance_m", 10)
         self._pub_ttc = self.create_publisher(Float32, "~/time_to_contact_s", 10)
         self._pub_advisory = self.create_publisher(String, "~/advisory", 10)
@@ -352,6 +353,12 @@ class PlannerNode(Node):
         self.create_subscription(Detection2DArray, "detections", self._on_detections, 10)
         self.get_logger().info(
             f"listening for detections on {self.resolve_topic_name('detections')}")
+
+    def add_decision_listener(self, listener: Callable[[PlannerDecision], None]) -> None:
+        """Call ``listener`` with every decision, in the subscription's callback, right after
+        the decision is published (an in-process consumer such as the demo's recorder gets the
+        very values the topics and the log carry, not a mix of frames from three topics)."""
+        self._listeners.append(listener)
 
     def _declare_settings(self) -> PlannerSettings:
         defaults = PlannerSettings()
@@ -387,6 +394,8 @@ class PlannerNode(Node):
         self._pub_advisory.publish(String(data=decision.advisory))
         if decision.changed:
             self.get_logger().info(describe_decision(decision))
+        for listener in self._listeners:
+            listener(decision)
 
 
 def describe_decision(decision: PlannerDecision) -> str:
