@@ -55,6 +55,8 @@ from depthssd_ros.demo_recorder import (
 PACKAGE = "depthssd_ros"
 PERCEPTION_NODE = "depthssd_node"
 STATUS_PERIOD_S = 0.5
+#: Niceness of the camera process (see ``--camera-nice``).
+CAMERA_NICENESS = 10
 
 
 def package_file(*parts: str) -> Path:
@@ -97,6 +99,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=None, help="camera height override")
     parser.add_argument("--rate-hz", type=float, default=None, help="camera rate override")
     parser.add_argument("--no-video", action="store_true", help="skip the video file")
+    parser.add_argument("--camera-nice", type=int, default=CAMERA_NICENESS,
+                        help="niceness of the camera process (default %(default)s: on a "
+                             "busy machine the simulator yields to perception)")
     args = parser.parse_args(argv)
     if not (math.isfinite(args.duration) and args.duration > 0):
         parser.error(f"--duration must be a positive number of seconds, got {args.duration}")
@@ -106,6 +111,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 32:
             parser.error(f"--{name} must be at least 32 pixels, got {value}")
+    if not 0 <= args.camera_nice <= 19:
+        parser.error(f"--camera-nice must be in 0..19, got {args.camera_nice}")
     if args.rate_hz is not None and not args.rate_hz > 0:
         parser.error(f"--rate-hz must be positive, got {args.rate_hz}")
     return args
@@ -150,8 +157,8 @@ def _spin(executor, errors: list[BaseException]) -> None:
         errors.append(exc)
 
 
-def _start_camera(params_file: Path, overrides: dict[str, Any],
-                  log_path: Path) -> subprocess.Popen:
+def _start_camera(params_file: Path, overrides: dict[str, Any], log_path: Path,
+                  niceness: int = 0) -> subprocess.Popen:
     """Start ``synthetic_camera`` as a child process logging to ``log_path``."""
     cmd = [sys.executable, "-m", "depthssd_ros.synthetic_camera_node", "--ros-args",
            "--params-file", str(params_file)]
@@ -162,7 +169,12 @@ def _start_camera(params_file: Path, overrides: dict[str, Any],
     source_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH")) if p)
     with open(log_path, "w") as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if niceness:
+        # Set from here, not with preexec_fn (unsafe while this process runs threads); the
+        # child has not started its own threads yet, and those it starts inherit the value.
+        os.setpriority(os.PRIO_PROCESS, proc.pid, niceness)
+    return proc
 
 
 def _wait_for_first_frame(recorder, camera: subprocess.Popen, log_path: Path,
@@ -362,7 +374,8 @@ def start_camera(plan: DemoPlan, pipeline: DemoPipeline) -> None:
     frame is published into a pipeline that is not ready.
     """
     log_path = plan.out / "synthetic_camera.log"
-    pipeline.camera = _start_camera(plan.camera_yaml, plan.camera_overrides, log_path)
+    pipeline.camera = _start_camera(plan.camera_yaml, plan.camera_overrides, log_path,
+                                    plan.args.camera_nice)
     _wait_for_first_frame(pipeline.recorder, pipeline.camera, log_path)
 
 
