@@ -6,7 +6,8 @@ which the user's own value overrides), node parameter values must come from ``co
 (a launch file may only pass launch configurations through), the node's parameter file must
 reach it as a ROS argument (so that a missing file is an error, not launch_ros's warning), rviz2
 must start only when asked for and installed, and every file, executable and topic they name
-must exist or agree with the other files.
+must exist or agree with the other files. The pinned pytest must be able to load launch_testing's
+plugin.
 The behaviour of the launched nodes is covered by the node tests under test/ros/ and, where
 ``launch_testing`` exists, by test/launch_testing/.
 """
@@ -270,3 +271,26 @@ def test_rviz_only_when_asked_and_installed():
     (predicate,) = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
                     and n.name == "_installed"]
     assert [_call_name(c) for c in _calls(predicate, "get_package_prefix")]
+
+
+#: launch_testing's pytest hook implementations and their arguments (the same in its humble,
+#: jazzy and rolling branches, launch_testing/pytest/hooks.py).
+LAUNCH_TESTING_HOOKIMPLS = {
+    "pytest_pycollect_makemodule": {"path", "parent"},
+    "pytest_addhooks": {"pluginmanager"},
+    "pytest_addoption": {"parser"},
+    "pytest_configure": {"config"},
+}
+
+
+def test_the_pinned_pytest_can_load_launch_testings_plugin():
+    """pytest refuses a plugin whose hook takes an argument its hookspec lacks: pytest 9
+    dropped ``path`` and with it every pytest run where launch_testing is installed."""
+    import inspect
+
+    from _pytest import hookspec
+
+    for hook, arguments in LAUNCH_TESTING_HOOKIMPLS.items():
+        declared = set(inspect.signature(getattr(hookspec, hook)).parameters)
+        assert arguments <= declared, (f"pytest {pytest.__version__} has no {arguments - declared}"
+                                       f" in {hook}: launch_testing's plugin would not load")
