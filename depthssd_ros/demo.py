@@ -144,17 +144,34 @@ def _environment_defaults(out: Path) -> None:
     os.environ.setdefault("ROS_LOG_DIR", str(out / "ros_log"))
 
 
-def _spin(executor, errors: list[BaseException]) -> None:
-    """Spin until shutdown; a callback's exception ends the spin and is kept in ``errors``."""
+def _spin(executor, stop: threading.Event, errors: list[BaseException]) -> None:
+    """Spin in short slices until ``stop``; a callback's exception ends the spin and is kept in
+    ``errors``."""
     from rclpy.executors import ExternalShutdownException
 
     try:
-        executor.spin()
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
     except ExternalShutdownException:
         pass
     except Exception as exc:  # reported by run_demo once the nodes are down
         traceback.print_exc()
         errors.append(exc)
+
+
+def _shutdown_executor(executor) -> None:
+    """Let the callbacks already handed to the executor's threads finish, then shut it down.
+
+    rclpy's ``Executor.shutdown`` does not wait for outstanding callbacks (it tests the flag it
+    has just set) and destroys the guard condition those callbacks still trigger when they end:
+    each then fails with "cannot use Destroyable because destruction was requested", printed
+    as "exception was never retrieved". The thread pool of a ``MultiThreadedExecutor`` is
+    drained first for that reason (the spinning thread has stopped, so nothing new arrives).
+    """
+    pool = getattr(executor, "_executor", None)
+    if pool is not None:
+        pool.shutdown(wait=True)
+    executor.shutdown()
 
 
 def _start_camera(params_file: Path, overrides: dict[str, Any], log_path: Path,
@@ -256,6 +273,7 @@ class DemoPipeline:
     planner: Any = None
     recorder: Any = None
     spinner: threading.Thread | None = None
+    stop_spinning: threading.Event = field(default_factory=threading.Event)
     spin_errors: list[BaseException] = field(default_factory=list)
     camera: subprocess.Popen | None = None
     camera_died: bool = False  # the camera process ended while the demo was recording
@@ -357,7 +375,8 @@ def start_pipeline(plan: DemoPlan) -> DemoPipeline:
         for node in (pipeline.recorder, pipeline.planner, pipeline.perception):
             pipeline.executor.add_node(node)
         pipeline.spinner = threading.Thread(
-            target=_spin, args=(pipeline.executor, pipeline.spin_errors), name="demo_executor",
+            target=_spin, args=(pipeline.executor, pipeline.stop_spinning, pipeline.spin_errors),
+            name="demo_executor",
             daemon=True)
         pipeline.spinner.start()
     except BaseException as exc:
@@ -398,9 +417,10 @@ def stop_pipeline(pipeline: DemoPipeline) -> None:
         _stop_process(pipeline.camera)
     if pipeline.perception is not None:
         pipeline.perception.stop()
-    pipeline.executor.shutdown()
+    pipeline.stop_spinning.set()
     if pipeline.spinner is not None:
         pipeline.spinner.join(timeout=10.0)
+    _shutdown_executor(pipeline.executor)
     for node in pipeline.nodes:
         pipeline.executor.remove_node(node)
         node.destroy_node()
