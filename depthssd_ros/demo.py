@@ -535,7 +535,7 @@ def _node_report(diagnostics: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {k: diagnostics.get(k) for k in ("backend", "device")}
     for key in ("runtime_latency_p50_ms", "runtime_latency_p95_ms", "node_latency_p50_ms",
                 "node_latency_p95_ms", "frames_received", "frames_processed", "frames_dropped",
-                "memory_resets"):
+                "frames_missing_upstream", "camera_rate_hz", "memory_resets"):
         try:
             out[key] = float(diagnostics[key])
         except (KeyError, ValueError):
