@@ -10,13 +10,16 @@ real topics (``ros2 launch`` is the way with a ROS 2 installation:
   ``/carla/ego_vehicle/rgb_front/image`` (``config/depthssd.yaml``; the shipped model unless
   ``--model``), ``planner_example`` turns its detections into a nearest distance, a time to
   contact and an advisory (``config/planner.yaml``), and a recorder node
-  (:mod:`depthssd_ros.demo_recorder`) subscribes to all of it like any other ROS node: it
-  scores detections, distances and depth against the ground truth topic
-  (:mod:`depthssd_ros.live_evaluator`) and composes the video frames.
+  (:mod:`depthssd_ros.demo_recorder`) subscribes to the camera and perception topics like any
+  other ROS node: it scores detections, distances and depth against the ground truth topic
+  (:mod:`depthssd_ros.live_evaluator`) and composes the video frames. It takes the planner's
+  decisions from the planner itself (``add_decision_listener``), so its decision log is the
+  planner's.
 
-This module starts and stops them, prints the live one-line status and writes
-``<out>/demo.mp4`` (GIF if no MP4 encoder), ``<out>/contact_sheet.png`` and
-``<out>/metrics.json``.
+:func:`run_demo` runs named, timed stages (``metrics.json`` ``stages_s``): plan, start the
+pipeline, start the camera, record, stop, summarize, write the outputs: ``<out>/demo.mp4``
+(GIF if no MP4 encoder), ``<out>/contact_sheet.png`` and ``<out>/metrics.json``, whose
+``frames.answered_fraction`` is the share of the camera's frames that got detections.
 
 Unless already set, the processes use localhost-only discovery, the package's Fast DDS profile
 (large images over shared memory) and a ROS log folder inside ``--out``.
@@ -25,6 +28,7 @@ Unless already set, the processes use localhost-only discovery, the package's Fa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -34,6 +38,8 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,8 @@ from depthssd_ros.demo_recorder import (
 PACKAGE = "depthssd_ros"
 PERCEPTION_NODE = "depthssd_node"
 STATUS_PERIOD_S = 0.5
+#: Niceness of the camera process (see ``--camera-nice``).
+CAMERA_NICENESS = 10
 
 
 def package_file(*parts: str) -> Path:
@@ -91,6 +99,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=None, help="camera height override")
     parser.add_argument("--rate-hz", type=float, default=None, help="camera rate override")
     parser.add_argument("--no-video", action="store_true", help="skip the video file")
+    parser.add_argument("--camera-nice", type=int, default=CAMERA_NICENESS,
+                        help="niceness of the camera process (default %(default)s: on a "
+                             "busy machine the simulator yields to perception)")
     args = parser.parse_args(argv)
     if not (math.isfinite(args.duration) and args.duration > 0):
         parser.error(f"--duration must be a positive number of seconds, got {args.duration}")
@@ -100,6 +111,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 32:
             parser.error(f"--{name} must be at least 32 pixels, got {value}")
+    if not 0 <= args.camera_nice <= 19:
+        parser.error(f"--camera-nice must be in 0..19, got {args.camera_nice}")
     if args.rate_hz is not None and not args.rate_hz > 0:
         parser.error(f"--rate-hz must be positive, got {args.rate_hz}")
     return args
@@ -131,12 +144,14 @@ def _environment_defaults(out: Path) -> None:
     os.environ.setdefault("ROS_LOG_DIR", str(out / "ros_log"))
 
 
-def _spin(executor, errors: list[BaseException]) -> None:
-    """Spin until shutdown; a callback's exception ends the spin and is kept in ``errors``."""
+def _spin(executor, stop: threading.Event, errors: list[BaseException]) -> None:
+    """Spin in short slices until ``stop``; a callback's exception ends the spin and is kept in
+    ``errors``."""
     from rclpy.executors import ExternalShutdownException
 
     try:
-        executor.spin()
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
     except ExternalShutdownException:
         pass
     except Exception as exc:  # reported by run_demo once the nodes are down
@@ -144,8 +159,23 @@ def _spin(executor, errors: list[BaseException]) -> None:
         errors.append(exc)
 
 
-def _start_camera(params_file: Path, overrides: dict[str, Any],
-                  log_path: Path) -> subprocess.Popen:
+def _shutdown_executor(executor) -> None:
+    """Let the callbacks already handed to the executor's threads finish, then shut it down.
+
+    rclpy's ``Executor.shutdown`` does not wait for outstanding callbacks (it tests the flag it
+    has just set) and destroys the guard condition those callbacks still trigger when they end:
+    each then fails with "cannot use Destroyable because destruction was requested", printed
+    as "exception was never retrieved". The thread pool of a ``MultiThreadedExecutor`` is
+    drained first for that reason (the spinning thread has stopped, so nothing new arrives).
+    """
+    pool = getattr(executor, "_executor", None)
+    if pool is not None:
+        pool.shutdown(wait=True)
+    executor.shutdown()
+
+
+def _start_camera(params_file: Path, overrides: dict[str, Any], log_path: Path,
+                  niceness: int = 0) -> subprocess.Popen:
     """Start ``synthetic_camera`` as a child process logging to ``log_path``."""
     cmd = [sys.executable, "-m", "depthssd_ros.synthetic_camera_node", "--ros-args",
            "--params-file", str(params_file)]
@@ -156,7 +186,12 @@ def _start_camera(params_file: Path, overrides: dict[str, Any],
     source_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH")) if p)
     with open(log_path, "w") as log:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if niceness:
+        # Set from here, not with preexec_fn (unsafe while this process runs threads); the
+        # child has not started its own threads yet, and those it starts inherit the value.
+        os.setpriority(os.PRIO_PROCESS, proc.pid, niceness)
+    return proc
 
 
 def _wait_for_first_frame(recorder, camera: subprocess.Popen, log_path: Path,
@@ -215,18 +250,59 @@ def _print_status(recorder, started: float, duration_s: float, context, spinner,
         sys.stdout.write("\n")
 
 
-def run_demo(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the pipeline for ``args.duration`` seconds and write the outputs.
+@dataclass
+class DemoPlan:
+    """What a demo run will do, resolved from the command line before anything starts."""
 
-    Returns:
-        The metrics (also written to ``<out>/metrics.json``).
+    args: argparse.Namespace
+    model: Path
+    out: Path
+    camera_yaml: Path
+    camera_overrides: dict[str, Any]
+    camera: Any  # SyntheticCameraSettings
+
+
+@dataclass
+class DemoPipeline:
+    """The running pipeline: the nodes of this process, their executor thread, the camera."""
+
+    context: Any
+    executor: Any
+    nodes: list[Any] = field(default_factory=list)
+    perception: Any = None
+    planner: Any = None
+    recorder: Any = None
+    spinner: threading.Thread | None = None
+    stop_spinning: threading.Event = field(default_factory=threading.Event)
+    spin_errors: list[BaseException] = field(default_factory=list)
+    camera: subprocess.Popen | None = None
+    camera_died: bool = False  # the camera process ended while the demo was recording
+
+
+class StageTimer:
+    """Wall-clock seconds of each named stage, in order (``with timer("name"): ...``)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.monotonic() - start, 3)
+
+
+def plan_demo(args: argparse.Namespace) -> DemoPlan:
+    """Stage 1: the model file, the output folder, the environment and the camera settings.
 
     Raises:
         FileNotFoundError: the model file does not exist.
         ValueError: a camera setting is invalid.
-        RuntimeError: the perception node or the camera could not start.
     """
     from depthssd_ros.params import DEFAULT_MODEL_FILE
+    from depthssd_ros.synthetic_camera_node import SyntheticCameraSettings
 
     model = (args.model or package_file("models", DEFAULT_MODEL_FILE)).expanduser().resolve()
     if not model.is_file():
@@ -235,15 +311,20 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     _environment_defaults(out)
-
-    from depthssd_ros.synthetic_camera_node import SyntheticCameraSettings
-
     camera_yaml = package_file("config", "synthetic_camera.yaml")
     overrides = {name: value for name, value in (
         ("width", args.width), ("height", args.height), ("rate_hz", args.rate_hz),
         ("seed", args.seed)) if value is not None}
-    s = SyntheticCameraSettings.from_yaml(camera_yaml, **overrides)
+    camera = SyntheticCameraSettings.from_yaml(camera_yaml, **overrides)
+    return DemoPlan(args, model, out, camera_yaml, overrides, camera)
 
+
+def start_pipeline(plan: DemoPlan) -> DemoPipeline:
+    """Stage 2: the perception node (model loaded), the planner and the recorder, spinning.
+
+    The caller stops the returned pipeline with :func:`stop_pipeline`, also when this raises
+    after a part of it started (the partial pipeline is in the exception's ``pipeline``).
+    """
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import MultiThreadedExecutor
@@ -252,13 +333,12 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     from depthssd_ros.perception_node import PerceptionNode
     from depthssd_ros.planner_node import PlannerNode
 
+    args, s = plan.args, plan.camera
     context = Context()
     rclpy.init(context=context, args=[])
-    nodes: list[Any] = []
-    perception = camera = spinner = None
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    pipeline = DemoPipeline(context, MultiThreadedExecutor(num_threads=4, context=context))
     try:
-        perception = PerceptionNode(
+        pipeline.perception = PerceptionNode(
             context=context,
             cli_args=["--ros-args", "--params-file",
                       str(package_file("config", "depthssd.yaml")),
@@ -266,20 +346,20 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
                       "-r", f"camera_info:={s.topic(s.camera, 'camera_info')}"],
             parameter_overrides=[
                 Parameter("use_sim_time", value=s.publish_clock),
-                Parameter("model_path", value=str(model)),
+                Parameter("model_path", value=str(plan.model)),
                 Parameter("backend", value=args.backend),
                 Parameter("num_threads", value=args.threads),
                 # The perception node's flat-road prior must describe the synthetic camera.
                 Parameter("camera_height_m", value=float(s.camera_height_m)),
                 Parameter("camera_pitch_deg", value=float(s.camera_pitch_deg)),
             ])
-        nodes.append(perception)
-        planner = PlannerNode(
+        pipeline.nodes.append(pipeline.perception)
+        pipeline.planner = PlannerNode(
             context=context,
             cli_args=["--ros-args", "--params-file", str(package_file("config", "planner.yaml")),
                       "-r", f"detections:=/{PERCEPTION_NODE}/detections"],
             parameter_overrides=[Parameter("use_sim_time", value=s.publish_clock)])
-        nodes.append(planner)
+        pipeline.nodes.append(pipeline.planner)
         topics = {
             "camera_info": s.topic(s.camera, "camera_info"),
             "truth": s.topic(s.camera, "ground_truth"),
@@ -287,63 +367,84 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             "detections": f"/{PERCEPTION_NODE}/detections",
             "depth": f"/{PERCEPTION_NODE}/depth",
             "overlay": f"/{PERCEPTION_NODE}/overlay",
-            "advisory": "/planner_example/advisory",
-            "nearest": "/planner_example/nearest_distance_m",
-            "ttc": "/planner_example/time_to_contact_s",
         }
-        recorder = DemoRecorder(context, topics, not args.no_video, PERCEPTION_NODE)
-        nodes.append(recorder)
-        for node in (recorder, planner, perception):
-            executor.add_node(node)
-        spin_errors: list[BaseException] = []
-        spinner = threading.Thread(target=_spin, args=(executor, spin_errors),
-                                   name="demo_executor", daemon=True)
-        spinner.start()
-        # The camera renders in its own process, as the simulator would: rendering then does
-        # not compete with inference for this process's interpreter lock. Started once the
-        # model is loaded, so no frame is published into a pipeline that is not ready.
-        camera = _start_camera(camera_yaml, overrides, out / "synthetic_camera.log")
-        _wait_for_first_frame(recorder, camera, out / "synthetic_camera.log")
-        started = time.monotonic()
-        recorder.started = started
-        _print_status(recorder, started, args.duration, context, spinner, camera)
-        elapsed = time.monotonic() - started
-        camera_died = camera.poll() is not None
-    finally:
-        if camera is not None:
-            _stop_process(camera)
-        if perception is not None:
-            perception.stop()
-        executor.shutdown()
-        if spinner is not None:
-            spinner.join(timeout=10.0)
-        for node in nodes:
-            executor.remove_node(node)
-            node.destroy_node()
-        rclpy.try_shutdown(context=context)
-    # A run cut short is an error, not a short result.
-    if spin_errors:
-        raise RuntimeError(f"a node callback failed after {elapsed:.1f} s: {spin_errors[0]!r}")
-    if camera_died:
-        raise RuntimeError(f"the synthetic camera exited after {elapsed:.1f} s (exit "
-                           f"{camera.returncode}): {_tail(out / 'synthetic_camera.log')}")
-    camera_frames = len(recorder.camera_times)
+        pipeline.recorder = DemoRecorder(context, topics, not args.no_video, PERCEPTION_NODE)
+        pipeline.nodes.append(pipeline.recorder)
+        # The recorder logs the planner's own decisions: its log and the planner's agree.
+        pipeline.planner.add_decision_listener(pipeline.recorder.record_decision)
+        for node in (pipeline.recorder, pipeline.planner, pipeline.perception):
+            pipeline.executor.add_node(node)
+        pipeline.spinner = threading.Thread(
+            target=_spin, args=(pipeline.executor, pipeline.stop_spinning, pipeline.spin_errors),
+            name="demo_executor",
+            daemon=True)
+        pipeline.spinner.start()
+    except BaseException as exc:
+        exc.pipeline = pipeline  # type: ignore[attr-defined]
+        raise
+    return pipeline
 
+
+def start_camera(plan: DemoPlan, pipeline: DemoPipeline) -> None:
+    """Stage 3: the synthetic camera in its own process, until its first frame arrives.
+
+    It renders in its own process, as the simulator would: rendering then does not compete with
+    inference for this process's interpreter lock. It starts once the model is loaded, so no
+    frame is published into a pipeline that is not ready.
+    """
+    log_path = plan.out / "synthetic_camera.log"
+    pipeline.camera = _start_camera(plan.camera_yaml, plan.camera_overrides, log_path,
+                                    plan.args.camera_nice)
+    _wait_for_first_frame(pipeline.recorder, pipeline.camera, log_path)
+
+
+def record(plan: DemoPlan, pipeline: DemoPipeline) -> float:
+    """Stage 4: run for ``--duration`` seconds printing the status line; the seconds run."""
+    started = time.monotonic()
+    pipeline.recorder.started = started
+    _print_status(pipeline.recorder, started, plan.args.duration, pipeline.context,
+                  pipeline.spinner, pipeline.camera)
+    elapsed_s = time.monotonic() - started
+    pipeline.camera_died = pipeline.camera.poll() is not None
+    return elapsed_s
+
+
+def stop_pipeline(pipeline: DemoPipeline) -> None:
+    """Stage 5: stop the camera, the perception worker, the executor, then the nodes."""
+    import rclpy
+
+    if pipeline.camera is not None:
+        _stop_process(pipeline.camera)
+    if pipeline.perception is not None:
+        pipeline.perception.stop()
+    pipeline.stop_spinning.set()
+    if pipeline.spinner is not None:
+        pipeline.spinner.join(timeout=10.0)
+    _shutdown_executor(pipeline.executor)
+    for node in pipeline.nodes:
+        pipeline.executor.remove_node(node)
+        node.destroy_node()
+    rclpy.try_shutdown(context=pipeline.context)
+
+
+def summarize(plan: DemoPlan, pipeline: DemoPipeline, elapsed_s: float) -> dict[str, Any]:
+    """Stage 6: the metrics of the run (JSON-clean: no NaN or infinity)."""
+    recorder, s = pipeline.recorder, plan.camera
+    camera_frames = len(recorder.camera_times)
     outputs = recorder.output_times
     perception_fps = ((len(outputs) - 1) / (outputs[-1] - outputs[0])
                       if len(outputs) >= 2 and outputs[-1] > outputs[0] else None)
-    video_path = None
-    if not args.no_video:
-        video_path = write_video(recorder.video, out / "demo", perception_fps or 5.0)
     evaluation = recorder.evaluator.summary()
-    metrics = {
-        "duration_s": round(elapsed, 3),
-        "model": str(model),
-        "backend": args.backend,
+    return _json_clean({
+        "duration_s": round(elapsed_s, 3),
+        "model": str(plan.model),
+        "backend": plan.args.backend,
         "image_size": [s.width, s.height],
         "frames": {"camera_published": camera_frames, "perception_outputs": len(outputs),
+                   "answered": recorder.answered_frames(),
+                   "answered_fraction": recorder.answered_fraction(),
                    "scored": evaluation["frames_scored"], "video": len(recorder.video)},
-        "fps": {"camera": camera_frames / elapsed if elapsed > 0 else None,
+        "fps": {"camera": camera_frames / elapsed_s if elapsed_s > 0 else None,
                 "perception": perception_fps},
         "perception_node": _node_report(recorder.node_diagnostics),
         "latency_ms": {"p50": _percentile(recorder.latency_ms, 50),
@@ -360,15 +461,72 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
                   "frames": evaluation["depth_frames_scored"]},
         "planner": {"decisions": recorder.decisions,
                     "advisory_counts": dict(recorder.advisory_counts)},
-        "outputs": {"video": video_path.name if video_path else None,
-                    "contact_sheet": "contact_sheet.png", "metrics": "metrics.json"},
-    }
-    metrics = _json_clean(metrics)
-    title = _title(metrics)
-    write_contact_sheet(recorder.video, out / "contact_sheet.png", title,
-                        empty_text="video recording was off (--no-video)" if args.no_video
+        "outputs": {"video": None, "contact_sheet": "contact_sheet.png",
+                    "metrics": "metrics.json"},
+    })
+
+
+def write_outputs(plan: DemoPlan, pipeline: DemoPipeline, metrics: dict[str, Any]) -> None:
+    """Stage 7: the video and the contact sheet (``metrics`` gets the video's name)."""
+    recorder, out = pipeline.recorder, plan.out
+    if not plan.args.no_video:
+        video = write_video(recorder.video, out / "demo", metrics["fps"]["perception"] or 5.0)
+        metrics["outputs"]["video"] = video.name if video else None
+    write_contact_sheet(recorder.video, out / "contact_sheet.png", _title(metrics),
+                        empty_text="video recording was off (--no-video)" if plan.args.no_video
                         else "no perception output was recorded")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def run_demo(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the pipeline for ``args.duration`` seconds and write the outputs.
+
+    The stages (:func:`plan_demo`, :func:`start_pipeline`, :func:`start_camera`,
+    :func:`record`, :func:`stop_pipeline`, :func:`summarize`, :func:`write_outputs`) are timed;
+    ``metrics["stages_s"]`` holds their seconds.
+
+    Returns:
+        The metrics (also written to ``<out>/metrics.json``).
+
+    Raises:
+        FileNotFoundError: the model file does not exist.
+        ValueError: a camera setting is invalid.
+        RuntimeError: the perception node or the camera could not start, or the run was cut
+            short (a node callback failed, the camera exited).
+    """
+    timer = StageTimer()
+    with timer("plan"):
+        plan = plan_demo(args)
+    pipeline = None
+    elapsed_s = 0.0
+    try:
+        with timer("start_pipeline"):
+            try:
+                pipeline = start_pipeline(plan)
+            except BaseException as exc:
+                pipeline = getattr(exc, "pipeline", None)
+                raise
+        with timer("start_camera"):
+            start_camera(plan, pipeline)
+        with timer("record"):
+            elapsed_s = record(plan, pipeline)
+    finally:
+        if pipeline is not None:
+            with timer("stop_pipeline"):
+                stop_pipeline(pipeline)
+    # A run cut short is an error, not a short result.
+    if pipeline.spin_errors:
+        raise RuntimeError(f"a node callback failed after {elapsed_s:.1f} s: "
+                           f"{pipeline.spin_errors[0]!r}")
+    if pipeline.camera_died:
+        raise RuntimeError(f"the synthetic camera exited after {elapsed_s:.1f} s (exit "
+                           f"{pipeline.camera.returncode}): "
+                           f"{_tail(plan.out / 'synthetic_camera.log')}")
+    with timer("summarize"):
+        metrics = summarize(plan, pipeline, elapsed_s)
+    with timer("write_outputs"):
+        write_outputs(plan, pipeline, metrics)
+    metrics["stages_s"] = timer.seconds
+    (plan.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -377,7 +535,7 @@ def _node_report(diagnostics: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {k: diagnostics.get(k) for k in ("backend", "device")}
     for key in ("runtime_latency_p50_ms", "runtime_latency_p95_ms", "node_latency_p50_ms",
                 "node_latency_p95_ms", "frames_received", "frames_processed", "frames_dropped",
-                "memory_resets"):
+                "frames_missing_upstream", "camera_rate_hz", "memory_resets"):
         try:
             out[key] = float(diagnostics[key])
         except (KeyError, ValueError):
@@ -390,7 +548,9 @@ def _fmt(value: float | None, spec: str, scale: float = 1.0, unit: str = "") -> 
 
 
 def _title(m: dict[str, Any]) -> str:
-    return (f"depthssd demo | {_fmt(m['fps']['perception'], '.1f')} fps, latency p50 "
+    return (f"depthssd demo | {_fmt(m['fps']['perception'], '.1f')} fps, "
+            f"{_fmt(m['frames']['answered_fraction'], '.0f', 100, '%')} of camera frames "
+            f"answered, latency p50 "
             f"{_fmt(m['latency_ms']['p50'], '.0f')} ms | recall "
             f"{_fmt(m['detection']['recall'], '.2f')} precision "
             f"{_fmt(m['detection']['precision'], '.2f')} @IoU0.5 | distance AbsRel "

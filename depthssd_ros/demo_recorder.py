@@ -2,8 +2,11 @@
 
 It subscribes to the pipeline like any other ROS node: the synthetic camera's camera_info (the
 arrival of a frame's camera_info marks when the frame left the camera), ground truth and depth,
-the perception node's detections, depth, overlay and /diagnostics, and the planner's outputs.
-Ground truth and outputs are paired by header stamp in :class:`LiveEvaluator`. Video frames are
+and the perception node's detections, depth, overlay and /diagnostics. Ground truth and outputs
+are paired by header stamp in :class:`LiveEvaluator`. The planner's decisions come from the
+planner node itself (:meth:`DemoRecorder.record_decision` as its decision listener): its three
+topics carry no header, and pairing a distance from one topic with an advisory from another
+logged ``brake`` next to the distance of an earlier frame. Video frames are
 the node's overlay (with the expected true boxes drawn thin) beside its depth, over a status
 bar; :func:`write_video` and :func:`write_contact_sheet` turn them into files.
 """
@@ -25,11 +28,11 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Float32, String
 from vision_msgs.msg import Detection2DArray
 
 from depthssd_ros.conversions import image_to_depth, image_to_frame
 from depthssd_ros.live_evaluator import LabelledBox, LiveEvaluator
+from depthssd_ros.planner_node import PlannerDecision, describe_decision
 
 VIDEO_FRAMES_MAX = 1500  # about 1.5 MB each: a bound on memory for long runs
 BAR_PX = 30
@@ -92,7 +95,7 @@ class DemoRecorder(Node):
         Args:
             context: the rclpy context of the demo.
             topics: topic names by role: camera_info, truth, true_depth, detections, depth,
-                overlay, advisory, nearest, ttc.
+                overlay.
             record_video: whether to subscribe to the overlay and compose video frames.
             perception_node: the perception node's name (its /diagnostics status prefix).
         """
@@ -104,6 +107,9 @@ class DemoRecorder(Node):
         self.latency_ms: list[float] = []
         self.output_times: list[float] = []
         self.camera_times: list[float] = []
+        # Stamps of the frames the camera published and of those that got detections.
+        self.camera_stamps: set[int] = set()
+        self.answered_stamps: set[int] = set()
         self.objects_last = 0
         self.truth: OrderedDict[int, list[LabelledBox]] = OrderedDict()
         self.parts: OrderedDict[int, dict[str, Any]] = OrderedDict()
@@ -143,9 +149,6 @@ class DemoRecorder(Node):
             sub(Image, topics["overlay"], self._on_overlay, MutuallyExclusiveCallbackGroup())
         sub(DiagnosticArray, "/diagnostics", self._on_diagnostics)
         self.node_diagnostics: dict[str, str] = {}
-        sub(String, topics["advisory"], self._on_advisory)
-        sub(Float32, topics["nearest"], self._on_nearest)
-        sub(Float32, topics["ttc"], self._on_ttc)
 
     # -------------------------------------------------------------- inputs
     def _on_camera_info(self, msg) -> None:
@@ -155,6 +158,7 @@ class DemoRecorder(Node):
         with self.lock:
             self.publish_time[stamp_ns(msg.header)] = now
             self.camera_times.append(now)
+            self.camera_stamps.add(stamp_ns(msg.header))
             while len(self.publish_time) > 500:
                 self.publish_time.popitem(last=False)
 
@@ -184,6 +188,7 @@ class DemoRecorder(Node):
             if sent is not None:
                 self.latency_ms.append(1000.0 * (now - sent))
             self.output_times.append(now)
+            self.answered_stamps.add(stamp_ns(msg.header))
 
     def _on_detections(self, msg) -> None:
         stamp = stamp_ns(msg.header)
@@ -208,22 +213,40 @@ class DemoRecorder(Node):
             if status.name.startswith(f"{self.perception_node}:"):
                 self.node_diagnostics = {kv.key: kv.value for kv in status.values}
 
-    def _on_advisory(self, msg) -> None:
-        self.advisory_counts[msg.data] += 1
-        if msg.data != self.advisory or not self.decisions:
-            # The first entry (from null) is the initial advisory; then every change.
-            self.decisions.append({
-                "t_s": round(time.monotonic() - self.started, 3),
-                "from": self.advisory if self.decisions else None,
-                "to": msg.data, "nearest_m": finite_or_none(self.nearest_m),
-                "time_to_contact_s": finite_or_none(self.ttc_s)})
-        self.advisory = msg.data
+    def record_decision(self, decision: PlannerDecision) -> None:
+        """Take one of the planner's decisions (its decision listener; any thread)."""
+        with self.lock:
+            self.advisory_counts[decision.advisory] += 1
+            if decision.changed or not self.decisions:
+                # The first entry (from null) is the initial advisory; then every change, with
+                # the values the planner logged for it.
+                nearest = decision.nearest
+                self.decisions.append({
+                    "t_s": round(time.monotonic() - self.started, 3),
+                    "stamp_s": round(decision.stamp_s, 3),
+                    "from": decision.previous_advisory if self.decisions else None,
+                    "to": decision.advisory,
+                    "nearest_m": finite_or_none(decision.nearest_distance_m),
+                    "time_to_contact_s": finite_or_none(decision.time_to_contact_s),
+                    "closing_speed_mps": finite_or_none(decision.closing_speed_mps),
+                    "track_id": nearest.track_id if nearest else None,
+                    "class": nearest.class_name if nearest else None,
+                    "log": describe_decision(decision) if decision.changed else None})
+            self.advisory = decision.advisory
+            self.nearest_m = decision.nearest_distance_m
+            self.ttc_s = decision.time_to_contact_s
 
-    def _on_nearest(self, msg) -> None:
-        self.nearest_m = float(msg.data)
+    def answered_frames(self) -> int:
+        """Camera frames whose detections arrived."""
+        with self.lock:
+            return len(self.camera_stamps & self.answered_stamps)
 
-    def _on_ttc(self, msg) -> None:
-        self.ttc_s = float(msg.data)
+    def answered_fraction(self) -> float | None:
+        """The share of the camera's frames whose detections arrived (None before a frame)."""
+        with self.lock:
+            published = len(self.camera_stamps)
+            answered = len(self.camera_stamps & self.answered_stamps)
+        return answered / published if published else None
 
     # -------------------------------------------------------------- video
     def _set_part(self, stamp: int, key: str, value: Any) -> None:

@@ -193,7 +193,9 @@ def shipped_model_path() -> Path:
             candidate = Path(get_package_share_directory(PACKAGE)) / "models" / DEFAULT_MODEL_FILE
             if candidate.is_file():
                 return candidate
-        except PackageNotFoundError:
+        # OSError: AMENT_PREFIX_PATH is not set, as in a pip-installed venv run without any
+        # ROS environment (the console scripts must work there too).
+        except (PackageNotFoundError, OSError):
             pass
     except ImportError:  # ament_index_python missing: only the source layout can be used
         pass

@@ -3,8 +3,9 @@
 It reads ``vision_msgs/Detection2DArray`` (relative topic ``detections``, remapped to the
 perception node's ``~/detections``), whose ``results[0].pose.pose.position`` is the object's 3D
 point in the camera optical frame (x right, y down, z forward; metres) and whose ``id`` is the
-track id. It keeps the nearest object inside the ego lane corridor (``|x| <= half width``),
-estimates its closing speed from the distance rate of its track and publishes:
+track id. It keeps the nearest object inside the ego lane corridor (``|x| <= half width``,
+with ``x`` the median over the track's last ``lateral_window_s``), estimates its closing speed
+from the distance rate of its track and publishes:
 
 - ``~/nearest_distance_m`` (``std_msgs/Float32``): forward distance z of the nearest object in
   the corridor; ``+inf`` when there is none (the ``sensor_msgs/Range`` convention).
@@ -22,7 +23,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -47,12 +48,22 @@ class PlannerSettings:
 
     Attributes:
         corridor_half_width_m: objects with ``|x| <=`` this lateral offset are in the ego lane.
+        lateral_window_s: a tracked object's lateral offset is the median of its offsets over
+            this trailing window. The offset is the distance times the bearing of the box
+            centre, so per-frame distance noise moves it too; a car parked beside the lane,
+            seen close and from the side, sits only 0.2-0.5 m outside the corridor (its box
+            takes in its side), where one noisy frame would otherwise put it inside.
         max_range_m: objects further than this forward distance are ignored.
         ignored_classes: classes that are never obstacles (they stand beside or above the road).
         rate_window_s: the closing speed is the least-squares slope of a track's distance over
-            this trailing time window (a filter against per-frame distance noise).
+            this trailing time window (a filter against per-frame distance noise); it needs
+            samples spanning at least half the window (a new track has no speed before).
         min_rate_samples: fewer samples in the window give no closing speed (TTC = inf).
         min_closing_speed_mps: slower closing counts as "not closing" (TTC = inf).
+        closing_speed_sigmas: the closing speed counts only when it exceeds
+            ``min_closing_speed_mps`` by this many standard errors of its fit; otherwise it is
+            unknown (TTC = inf). A few noisy distances of a car driving at the ego's speed
+            would otherwise fit a closing speed of several m/s.
         track_timeout_s: a track not seen for this long is forgotten.
         caution_ttc_s: time to contact at or below which the advisory is at least ``caution``.
         brake_ttc_s: time to contact at or below which the advisory is ``brake``.
@@ -63,11 +74,13 @@ class PlannerSettings:
     """
 
     corridor_half_width_m: float = 1.8
+    lateral_window_s: float = 1.5
     max_range_m: float = 80.0
     ignored_classes: tuple[str, ...] = ("traffic_light", "traffic_sign")
     rate_window_s: float = 1.0
     min_rate_samples: int = 4
     min_closing_speed_mps: float = 0.5
+    closing_speed_sigmas: float = 2.0
     track_timeout_s: float = 1.0
     caution_ttc_s: float = 4.0
     brake_ttc_s: float = 2.0
@@ -83,7 +96,8 @@ class PlannerSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"planner setting {name} must be a positive number, got {value}")
-        for name in ("min_closing_speed_mps", "release_hold_s"):
+        for name in ("min_closing_speed_mps", "closing_speed_sigmas", "release_hold_s",
+                     "lateral_window_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"planner setting {name} must be >= 0, got {value}")
@@ -140,24 +154,38 @@ class PlannerDecision:
 
 @dataclass
 class _TrackHistory:
-    samples: deque = field(default_factory=deque)  # (stamp_s, distance_m)
+    samples: deque = field(default_factory=deque)  # (stamp_s, distance_m, lateral_m)
     last_seen_s: float = -math.inf
 
 
-def closing_speed_mps(samples: Sequence[tuple[float, float]]) -> float:
-    """Closing speed from (stamp_s, distance_m) samples: minus the least-squares slope.
+def closing_speed_fit(samples: Sequence[tuple[float, ...]]) -> tuple[float, float]:
+    """Closing speed and its standard error from (stamp_s, distance_m, ...) samples.
 
-    Returns NaN for fewer than two samples or samples all at one time.
+    The closing speed is minus the least-squares slope of distance over time; its standard
+    error is the slope's (residual variance over n - 2 degrees of freedom). NaN for fewer than
+    two samples or samples all at one time; the error is NaN below three samples.
     """
     if len(samples) < 2:
-        return math.nan
+        return math.nan, math.nan
     t = np.array([s[0] for s in samples], dtype=np.float64)
     d = np.array([s[1] for s in samples], dtype=np.float64)
     t = t - t.mean()
     denom = float(np.dot(t, t))
     if denom <= 0.0:
-        return math.nan
-    return -float(np.dot(t, d - d.mean()) / denom)
+        return math.nan, math.nan
+    slope = float(np.dot(t, d - d.mean()) / denom)
+    if len(samples) < 3:
+        return -slope, math.nan
+    residual = d - d.mean() - slope * t
+    return -slope, math.sqrt(float(np.dot(residual, residual)) / (len(samples) - 2) / denom)
+
+
+def closing_speed_mps(samples: Sequence[tuple[float, ...]]) -> float:
+    """Closing speed from (stamp_s, distance_m, ...) samples: minus the least-squares slope.
+
+    Returns NaN for fewer than two samples or samples all at one time.
+    """
+    return closing_speed_fit(samples)[0]
 
 
 class CorridorPlanner:
@@ -183,13 +211,24 @@ class CorridorPlanner:
         """The current advisory."""
         return self._advisory
 
-    def in_corridor(self, obstacle: Obstacle) -> bool:
-        """Whether ``obstacle`` is ahead, within range and inside the ego lane corridor."""
+    def ahead(self, obstacle: Obstacle) -> bool:
+        """Whether ``obstacle`` may be an obstacle at all: ahead, in range, of a road class."""
         x, _, z = obstacle.point_optical
         s = self.settings
         return (math.isfinite(x) and math.isfinite(z) and 0.0 < z <= s.max_range_m
-                and abs(x) <= s.corridor_half_width_m
                 and obstacle.class_name not in s.ignored_classes)
+
+    def lateral_m(self, obstacle: Obstacle) -> float:
+        """The lateral offset that decides corridor membership (see ``lateral_window_s``)."""
+        hist = self._tracks.get(obstacle.track_id) if obstacle.track_id else None
+        if hist is None or not hist.samples:
+            return float(obstacle.point_optical[0])
+        return float(np.median([sample[2] for sample in hist.samples]))
+
+    def in_corridor(self, obstacle: Obstacle) -> bool:
+        """Whether ``obstacle`` is ahead, within range and inside the ego lane corridor."""
+        return (self.ahead(obstacle)
+                and abs(self.lateral_m(obstacle)) <= self.settings.corridor_half_width_m)
 
     def update(self, stamp_s: float, obstacles: Iterable[Obstacle]) -> PlannerDecision:
         """Take one frame of detections and decide.
@@ -203,31 +242,37 @@ class CorridorPlanner:
             The :class:`PlannerDecision` for this frame.
         """
         s = self.settings
-        candidates = [o for o in obstacles if self.in_corridor(o)]
-        for obstacle in candidates:
+        ahead = [o for o in obstacles if self.ahead(o)]
+        for obstacle in ahead:
             if obstacle.track_id:
                 hist = self._tracks.setdefault(obstacle.track_id, _TrackHistory())
                 if hist.samples and stamp_s <= hist.samples[-1][0]:
                     continue  # a repeated or out-of-order stamp carries no rate information
-                hist.samples.append((stamp_s, float(obstacle.point_optical[2])))
+                x, _, z = obstacle.point_optical
+                hist.samples.append((stamp_s, float(z), float(x)))
                 hist.last_seen_s = stamp_s
+        window_s = max(s.rate_window_s, s.lateral_window_s)
         for track_id in list(self._tracks):
             hist = self._tracks[track_id]
             if stamp_s - hist.last_seen_s > s.track_timeout_s:
                 del self._tracks[track_id]
                 continue
-            while hist.samples and stamp_s - hist.samples[0][0] > s.rate_window_s:
+            while hist.samples and stamp_s - hist.samples[0][0] > window_s:
                 hist.samples.popleft()
 
+        candidates = [o for o in ahead if self.in_corridor(o)]
         nearest = min(candidates, key=lambda o: o.point_optical[2], default=None)
         distance_m = math.inf if nearest is None else float(nearest.point_optical[2])
-        speed_mps = math.nan
+        speed_mps = stderr_mps = math.nan
         if nearest is not None and nearest.track_id in self._tracks:
-            samples = self._tracks[nearest.track_id].samples
-            if len(samples) >= s.min_rate_samples:
-                speed_mps = closing_speed_mps(samples)
+            samples = [sample for sample in self._tracks[nearest.track_id].samples
+                       if stamp_s - sample[0] <= s.rate_window_s]
+            if (len(samples) >= s.min_rate_samples
+                    and samples[-1][0] - samples[0][0] >= 0.5 * s.rate_window_s):
+                speed_mps, stderr_mps = closing_speed_fit(samples)
         ttc_s = math.inf
-        if math.isfinite(speed_mps) and speed_mps > s.min_closing_speed_mps:
+        # Closing, and known to be: noise alone must not make a time to contact.
+        if speed_mps - s.closing_speed_sigmas * stderr_mps > s.min_closing_speed_mps:
             ttc_s = distance_m / speed_mps
 
         previous = self._advisory
@@ -266,11 +311,14 @@ class CorridorPlanner:
 #: ROS parameter descriptions (the same keys as :class:`PlannerSettings`).
 PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "corridor_half_width_m": "ego lane corridor half width: objects with |x| <= this are in lane",
+    "lateral_window_s": "a track's lateral offset is its median over this trailing window (s)",
     "max_range_m": "objects further ahead than this forward distance z are ignored",
     "ignored_classes": "classes that are never obstacles",
     "rate_window_s": "trailing window of the least-squares closing-speed fit, seconds",
     "min_rate_samples": "fewer distance samples in the window give no closing speed",
     "min_closing_speed_mps": "closing slower than this counts as not closing (TTC = inf)",
+    "closing_speed_sigmas": "standard errors by which the fitted closing speed must exceed "
+                            "min_closing_speed_mps to count",
     "track_timeout_s": "a track unseen for this long is forgotten",
     "caution_ttc_s": "time to contact at or below which the advisory is at least caution",
     "brake_ttc_s": "time to contact at or below which the advisory is brake",
@@ -297,11 +345,20 @@ class PlannerNode(Node):
         super().__init__(node_name, **node_kwargs)
         self.planner = CorridorPlanner(self._declare_settings())
         self.last_decision: PlannerDecision | None = None
+        self._listeners: list[Callable[[PlannerDecision], None]] = []
         self._pub_distance = self.create_publisher(Float32, "~/nearest_distance_m", 10)
         self._pub_ttc = self.create_publisher(Float32, "~/time_to_contact_s", 10)
         self._pub_advisory = self.create_publisher(String, "~/advisory", 10)
         self._last_stamp_s = -math.inf
         self.create_subscription(Detection2DArray, "detections", self._on_detections, 10)
+        self.get_logger().info(
+            f"listening for detections on {self.resolve_topic_name('detections')}")
+
+    def add_decision_listener(self, listener: Callable[[PlannerDecision], None]) -> None:
+        """Call ``listener`` with every decision, in the subscription's callback, right after
+        the decision is published (an in-process consumer such as the demo's recorder gets the
+        very values the topics and the log carry, not a mix of frames from three topics)."""
+        self._listeners.append(listener)
 
     def _declare_settings(self) -> PlannerSettings:
         defaults = PlannerSettings()
@@ -337,6 +394,8 @@ class PlannerNode(Node):
         self._pub_advisory.publish(String(data=decision.advisory))
         if decision.changed:
             self.get_logger().info(describe_decision(decision))
+        for listener in self._listeners:
+            listener(decision)
 
 
 def describe_decision(decision: PlannerDecision) -> str:
@@ -345,9 +404,12 @@ def describe_decision(decision: PlannerDecision) -> str:
     if decision.nearest is None:
         return f"{head}: corridor clear"
     o = decision.nearest
+    speed = decision.closing_speed_mps
+    ttc = decision.time_to_contact_s
     return (f"{head}: track {o.track_id or '?'} {o.class_name} at "
-            f"{decision.nearest_distance_m:.1f} m, closing {decision.closing_speed_mps:.1f} m/s, "
-            f"TTC {decision.time_to_contact_s:.1f} s")
+            f"{decision.nearest_distance_m:.1f} m, "
+            + (f"closing {speed:.1f} m/s" if math.isfinite(speed) else "closing speed unknown")
+            + (f", TTC {ttc:.1f} s" if math.isfinite(ttc) else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,20 +7,38 @@ Arguments (``ros2 launch depthssd_ros carla_demo.launch.py --show-args``):
   which publishes the project's synthetic world on the same topics, with ground truth.
 - ``role_name``: the ego vehicle's role name (``ego_vehicle``).
 - ``camera``: the RGB camera's sensor id (``rgb_front``).
-- ``params_file``: the depthssd node's parameter file (the package's ``config/depthssd.yaml``).
-- ``rviz``: start rviz2 with ``config/depthssd.rviz`` (``true``).
+- ``params_file``: the depthssd node's parameter file (the package's ``config/depthssd.yaml``;
+  a file that does not exist stops the launch with one line naming it).
+- ``rviz``: start rviz2 with ``config/depthssd.rviz`` (``false``; with ``true`` and no rviz2
+  installed, one line says so and the rest runs).
 - ``planner``: start ``planner_example`` on the node's detections (``true``).
 - ``use_sim_time``: follow ``/clock`` (``true``; the bridge and the synthetic camera publish it).
 
 Node parameters live in ``config/*.yaml`` only; this file passes those files and the few
-values a deployer changes here (role name, camera, simulated time).
+values a deployer changes here (role name, camera, simulated time). Unless
+``FASTDDS_DEFAULT_PROFILES_FILE`` is already set, every node started here gets the package's
+``config/fastdds_large_images.xml`` (large camera images over shared memory; see that file,
+and start carla-ros-bridge with the same variable).
 """
 
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, LogInfo
+from launch.actions import (
+    DeclareLaunchArgument,
+    IncludeLaunchDescription,
+    LogInfo,
+    SetEnvironmentVariable,
+)
+from launch.condition import Condition
 from launch.conditions import IfCondition
+from launch.launch_context import LaunchContext
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch.substitutions import (
+    EnvironmentVariable,
+    LaunchConfiguration,
+    PathJoinSubstitution,
+    PythonExpression,
+)
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -28,10 +46,29 @@ from launch_ros.substitutions import FindPackageShare
 PACKAGE = "depthssd_ros"
 #: The perception node's name in depthssd.launch.py: its outputs are /depthssd_node/<topic>.
 PERCEPTION_NODE = "depthssd_node"
+FASTDDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
 def _source_is(value: str) -> IfCondition:
     return IfCondition(PythonExpression(["'", LaunchConfiguration("source"), f"' == '{value}'"]))
+
+
+def _installed(package: str) -> bool:
+    """Whether ``package`` is in the ament index (a Node of a missing package aborts launch,
+    leaving the processes already started as orphans)."""
+    try:
+        get_package_prefix(package)
+    except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH at all
+        return False
+    return True
+
+
+def _rviz_asked(installed: bool) -> Condition:
+    """``rviz:=true`` and rviz2 installed (``installed=True``) or missing (``False``)."""
+    def predicate(context: LaunchContext) -> bool:
+        asked = LaunchConfiguration("rviz").perform(context).lower() == "true"
+        return asked and _installed("rviz2") == installed
+    return Condition(predicate=predicate)
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -57,18 +94,26 @@ def generate_launch_description() -> LaunchDescription:
             default_value=PathJoinSubstitution([share, "config", "depthssd.yaml"]),
             description="parameter file of the depthssd node"),
         DeclareLaunchArgument(
-            "rviz", default_value="true", choices=["true", "false"],
-            description="start rviz2 with config/depthssd.rviz"),
+            "rviz", default_value="false", choices=["true", "false"],
+            description="start rviz2 with config/depthssd.rviz (if rviz2 is installed)"),
         DeclareLaunchArgument(
             "planner", default_value="true", choices=["true", "false"],
             description="start the example planner on the detections"),
         DeclareLaunchArgument(
             "use_sim_time", default_value="true", choices=["true", "false"],
             description="follow /clock (published by the bridge or the synthetic camera)"),
+        # Before any node: the user's own profile wins, otherwise the package's.
+        SetEnvironmentVariable(FASTDDS_PROFILE_VARIABLE, EnvironmentVariable(
+            FASTDDS_PROFILE_VARIABLE,
+            default_value=PathJoinSubstitution([share, "config", "fastdds_large_images.xml"]))),
         LogInfo(
             condition=_source_is("carla"),
             msg=["waiting for carla-ros-bridge on /carla/", role_name, "/", camera,
                  "/image (start the bridge with an ego vehicle carrying that camera)"]),
+        LogInfo(
+            condition=_rviz_asked(installed=False),
+            msg="rviz:=true but rviz2 is not installed (ros-$ROS_DISTRO-rviz2): running "
+                "without it"),
         # The synthetic camera is the clock source: it runs on wall time (no use_sim_time).
         Node(
             condition=_source_is("synthetic"),
@@ -99,7 +144,7 @@ def generate_launch_description() -> LaunchDescription:
             remappings=[("detections", f"/{PERCEPTION_NODE}/detections")],
         ),
         Node(
-            condition=IfCondition(LaunchConfiguration("rviz")),
+            condition=_rviz_asked(installed=True),
             package="rviz2",
             executable="rviz2",
             name="rviz2",

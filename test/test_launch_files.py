@@ -1,9 +1,13 @@
 """Static checks of the launch files, which cannot be imported here (no ``launch`` package).
 
 The files are parsed with ``ast``: their declared arguments must be exactly the documented ones,
-they must only describe (no processes, eval or environment changes), node parameter values must
-come from ``config/*.yaml`` (a launch file may only pass launch configurations through), and
-every file, executable and topic they name must exist or agree with the other files.
+they must only describe (no processes or eval; one environment variable, the Fast DDS profile,
+which the user's own value overrides), node parameter values must come from ``config/*.yaml``
+(a launch file may only pass launch configurations through), the node's parameter file must
+reach it as a ROS argument (so that a missing file is an error, not launch_ros's warning), rviz2
+must start only when asked for and installed, and every file, executable and topic they name
+must exist or agree with the other files. The pinned pytest must be able to load launch_testing's
+plugin.
 The behaviour of the launched nodes is covered by the node tests under test/ros/ and, where
 ``launch_testing`` exists, by test/launch_testing/.
 """
@@ -33,7 +37,8 @@ PARAMS_FILE_OF = {"depthssd_node": "depthssd.yaml", "synthetic_camera": "synthet
                   "planner_example": "planner.yaml"}
 FORBIDDEN_MODULES = {"os", "sys", "subprocess", "shutil", "multiprocessing", "socket"}
 FORBIDDEN_CALLS = {"eval", "exec", "open", "__import__", "compile", "ExecuteProcess",
-                   "SetEnvironmentVariable", "AppendEnvironmentVariable", "OpaqueFunction"}
+                   "AppendEnvironmentVariable", "UnsetEnvironmentVariable", "OpaqueFunction"}
+FASTDDS_PROFILE = "fastdds_large_images.xml"
 
 
 def _call_name(node: ast.Call) -> str:
@@ -217,3 +222,75 @@ def test_console_scripts_declared():
         pytest.skip("setup.py declares no console scripts yet")
     declared = {s.split("=")[0].strip() for s in scripts}
     assert declared >= OUR_EXECUTABLES
+
+
+def _node(tree: ast.Module, executable: str) -> ast.Call:
+    (node,) = [c for c in _calls(tree, "Node") if _kwarg(c, "executable").value == executable]
+    return node
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_ARGUMENTS))
+def test_the_only_environment_change_is_the_fastdds_profile_before_any_node(name):
+    tree = _parse(name)
+    (call,) = _calls(tree, "SetEnvironmentVariable")
+    assigned = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                for t in n.targets if isinstance(n.value, ast.Constant)}
+    variable = assigned[call.args[0].id]
+    assert variable == "FASTDDS_DEFAULT_PROFILES_FILE"
+    # Its value: the variable itself when the user set it, else the package's profile.
+    (value,) = [c for c in _calls(call, "EnvironmentVariable")]
+    assert value.args[0].id == call.args[0].id
+    default = ast.unparse(_kwarg(value, "default_value"))
+    assert default == f"PathJoinSubstitution([share, 'config', '{FASTDDS_PROFILE}'])"
+    assert (ROOT / "config" / FASTDDS_PROFILE).is_file()
+    # Set before the first node starts (actions run in the order listed).
+    actions = _calls(tree, "LaunchDescription")[0].args[0].elts
+    first_node = min(i for i, a in enumerate(actions) if isinstance(a, ast.Call)
+                     and _call_name(a) in ("Node", "IncludeLaunchDescription"))
+    assert actions.index(call) < first_node
+
+
+def test_params_file_reaches_the_node_as_a_ros_argument_and_its_exit_ends_the_launch():
+    node = _node(_parse("depthssd.launch.py"), "depthssd_node")
+    assert ast.unparse(_kwarg(node, "ros_arguments")) == "['--params-file', params_file]"
+    # Not also as a `parameters` entry (launch_ros would skip a missing file with a warning).
+    assert "params_file" not in ast.unparse(_kwarg(node, "parameters"))
+    assert ast.unparse(_kwarg(node, "on_exit")).startswith("Shutdown(")
+
+
+def test_rviz_only_when_asked_and_installed():
+    tree = _parse("carla_demo.launch.py")
+    declared = _declared_args(tree)
+    assert ast.literal_eval(_kwarg(declared["rviz"], "default_value")) == "false"
+    rviz = _node(tree, "rviz2")
+    assert ast.unparse(_kwarg(rviz, "condition")) == "_rviz_asked(installed=True)"
+    (missing,) = [c for c in _calls(tree, "LogInfo")
+                  if ast.unparse(_kwarg(c, "condition")) == "_rviz_asked(installed=False)"]
+    assert "not installed" in " ".join(_string_constants(missing))
+    # The check asks the ament index, as launch_ros would when starting the node.
+    (predicate,) = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+                    and n.name == "_installed"]
+    assert [_call_name(c) for c in _calls(predicate, "get_package_prefix")]
+
+
+#: launch_testing's pytest hook implementations and their arguments (the same in its humble,
+#: jazzy and rolling branches, launch_testing/pytest/hooks.py).
+LAUNCH_TESTING_HOOKIMPLS = {
+    "pytest_pycollect_makemodule": {"path", "parent"},
+    "pytest_addhooks": {"pluginmanager"},
+    "pytest_addoption": {"parser"},
+    "pytest_configure": {"config"},
+}
+
+
+def test_the_pinned_pytest_can_load_launch_testings_plugin():
+    """pytest refuses a plugin whose hook takes an argument its hookspec lacks: pytest 9
+    dropped ``path`` and with it every pytest run where launch_testing is installed."""
+    import inspect
+
+    from _pytest import hookspec
+
+    for hook, arguments in LAUNCH_TESTING_HOOKIMPLS.items():
+        declared = set(inspect.signature(getattr(hookspec, hook)).parameters)
+        assert arguments <= declared, (f"pytest {pytest.__version__} has no {arguments - declared}"
+                                       f" in {hook}: launch_testing's plugin would not load")

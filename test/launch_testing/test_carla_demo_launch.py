@@ -6,9 +6,11 @@ skipped; the same pipeline is run by test/ros/test_demo.py (the three nodes in o
 real topics) and the launch file is checked statically by test/test_launch_files.py.
 
 Checks: the synthetic camera publishes on the CARLA topics and ``/clock``, the perception node
-publishes detections stamped with the camera's frame, the planner publishes its advisory, the
-perception node and the planner follow ``/clock`` while the synthetic camera (its source) runs
-on wall time, and every process exits cleanly on shutdown.
+publishes detections stamped with the camera's frame, no camera frame is lost on its way to the
+node (the launch file's Fast DDS profile; without it most 640x360 frames are), the planner
+publishes its advisory, the perception node and the planner follow ``/clock`` while the
+synthetic camera (its source) runs on wall time, rviz2 is not started by default, and every
+process exits with code 0 on shutdown.
 """
 
 # isort would take the repository's launch/ folder for the first-party `launch` package
@@ -25,8 +27,9 @@ import unittest
 import launch_testing.actions
 import launch_testing.asserts
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from launch import LaunchDescription
-from launch.actions import IncludeLaunchDescription
+from launch.actions import IncludeLaunchDescription, UnsetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
@@ -42,11 +45,16 @@ def generate_test_description():
     demo = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution(
             [FindPackageShare("depthssd_ros"), "launch", "carla_demo.launch.py"])),
-        launch_arguments={"source": "synthetic", "rviz": "false", "planner": "true"}.items())
-    return LaunchDescription([demo, launch_testing.actions.ReadyToTest()])
+        launch_arguments={"source": "synthetic", "planner": "true"}.items())
+    # The test session sets its own Fast DDS profile; unset, the launch file applies the
+    # package's, which is what a user gets.
+    return LaunchDescription([UnsetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE"), demo,
+                              launch_testing.actions.ReadyToTest()])
 
 
 class TestCarlaDemoLaunch(unittest.TestCase):
+    # Waits are bounds, not sleeps: loading the model takes up to a minute on a busy 2-core
+    # machine, and the first test waits for it.
     @classmethod
     def setUpClass(cls):
         rclpy.init()
@@ -57,7 +65,7 @@ class TestCarlaDemoLaunch(unittest.TestCase):
         cls.node.destroy_node()
         rclpy.shutdown()
 
-    def _collect(self, msg_type, topic, count, timeout_s=60.0):
+    def _collect(self, msg_type, topic, count, timeout_s=180.0):
         got = []
         sub = self.node.create_subscription(msg_type, topic, got.append, 10)
         end = self.node.get_clock().now().nanoseconds + int(timeout_s * 1e9)
@@ -80,6 +88,34 @@ class TestCarlaDemoLaunch(unittest.TestCase):
         for msg in detections + truth:
             self.assertEqual(msg.header.frame_id, "ego_vehicle/rgb_front")
 
+    def test_no_frame_lost_before_the_node(self):
+        def values(msg):
+            for status in msg.status:
+                if status.name.startswith("depthssd_node:"):
+                    return {kv.key: kv.value for kv in status.values}
+            return None
+
+        deadline = self.node.get_clock().now().nanoseconds + int(120 * 1e9)
+        last = None
+        while self.node.get_clock().now().nanoseconds < deadline:
+            got = [v for v in map(values, self._collect(DiagnosticArray, "/diagnostics", 1))
+                   if v]
+            last = got[-1] if got else last
+            if last and int(last["frames_received"]) >= 60:
+                break
+        self.assertIsNotNone(last, "no /diagnostics from depthssd_node")
+        received = int(last["frames_received"])
+        self.assertGreaterEqual(received, 60, last)
+        # The node's own drops are its latest-frame policy; frames missing upstream are lost
+        # by the transport: none with the profile (a frame or two at most on a busy machine).
+        self.assertLessEqual(int(last["frames_missing_upstream"]), 0.02 * received, last)
+        self.assertAlmostEqual(float(last["camera_rate_hz"]), 20.0, delta=0.5)
+
+    def test_rviz_is_not_started_by_default(self):
+        names = [n for n, _ in self.node.get_node_names_and_namespaces()]
+        self.assertIn("depthssd_node", names)
+        self.assertNotIn("rviz2", names)
+
     def test_planner_advisory(self):
         advisories = self._collect(String, "/planner_example/advisory", 3)
         self.assertGreaterEqual(len(advisories), 3)
@@ -89,7 +125,7 @@ class TestCarlaDemoLaunch(unittest.TestCase):
     def _use_sim_time(self, node_name):
         client = self.node.create_client(GetParameters, f"/{node_name}/get_parameters")
         try:
-            self.assertTrue(client.wait_for_service(timeout_sec=60.0),
+            self.assertTrue(client.wait_for_service(timeout_sec=180.0),
                             f"{node_name} offers no parameter service")
             future = client.call_async(GetParameters.Request(names=["use_sim_time"]))
             rclpy.spin_until_future_complete(self.node, future, timeout_sec=30.0)
@@ -108,4 +144,4 @@ class TestCarlaDemoLaunch(unittest.TestCase):
 @launch_testing.post_shutdown_test()
 class TestShutdown(unittest.TestCase):
     def test_exit_codes(self, proc_info):
-        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0, -2])
+        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0])

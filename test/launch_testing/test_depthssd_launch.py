@@ -55,6 +55,8 @@ def generate_test_description():
 
 
 class TestDepthssdLaunch(unittest.TestCase):
+    # Waits are bounds, not sleeps: loading the model takes up to a minute on a busy 2-core
+    # machine, and the first test waits for it.
     @classmethod
     def setUpClass(cls):
         rclpy.init()
@@ -65,7 +67,7 @@ class TestDepthssdLaunch(unittest.TestCase):
         cls.node.destroy_node()
         rclpy.shutdown()
 
-    def _spin_until(self, done, timeout_s=60.0):
+    def _spin_until(self, done, timeout_s=180.0):
         end = self.node.get_clock().now().nanoseconds + int(timeout_s * 1e9)
         while not done() and self.node.get_clock().now().nanoseconds < end:
             rclpy.spin_once(self.node, timeout_sec=0.1)
@@ -105,7 +107,7 @@ class TestDepthssdLaunch(unittest.TestCase):
     def test_use_sim_time_reaches_the_node_as_a_boolean(self):
         client = self.node.create_client(GetParameters, "/depthssd_node/get_parameters")
         try:
-            self.assertTrue(client.wait_for_service(timeout_sec=60.0),
+            self.assertTrue(client.wait_for_service(timeout_sec=180.0),
                             "the launched node offers no parameter service")
             future = client.call_async(GetParameters.Request(names=["use_sim_time"]))
             rclpy.spin_until_future_complete(self.node, future, timeout_sec=30.0)
@@ -120,5 +122,5 @@ class TestDepthssdLaunch(unittest.TestCase):
 @launch_testing.post_shutdown_test()
 class TestShutdown(unittest.TestCase):
     def test_exit_codes(self, proc_info):
-        # SIGINT on shutdown is a clean exit for every node of the launch.
-        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0, -2])
+        # SIGINT on shutdown is a clean exit (code 0) for every node of the launch.
+        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0])

@@ -2,7 +2,8 @@
 
 Run as ``python -m procs.ros_image_publisher`` (the test folder is on ``PYTHONPATH``).
 Frame i has stamp ``i * period`` and its first pixel set to (i, 255 - i, 7, 255); at the end
-it prints ``SENT {json}`` with the count and the time it took.
+it prints ``SENT {json}`` with the count and the time it took. Sensor-data QoS (best effort)
+unless ``--reliable`` (carla-ros-bridge publishes reliable, keep last 10).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 
@@ -25,11 +26,14 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--wait-subscribers", type=int, default=1)
+    parser.add_argument("--reliable", action="store_true")
     args = parser.parse_args()
 
     rclpy.init()
     node = rclpy.create_node("image_publisher")
-    pub = node.create_publisher(Image, args.topic, qos_profile_sensor_data)
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE) if args.reliable \
+        else qos_profile_sensor_data
+    pub = node.create_publisher(Image, args.topic, qos)
     deadline = time.monotonic() + 30.0
     while pub.get_subscription_count() < args.wait_subscribers and time.monotonic() < deadline:
         time.sleep(0.02)

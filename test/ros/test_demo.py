@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,19 @@ def test_demo_runs_end_to_end(model_path, tmp_path):
     assert set(planner["advisory_counts"]) <= {"none", "caution", "brake"}
     assert planner["decisions"] and planner["decisions"][0]["from"] is None
     assert all(d["to"] in ("none", "caution", "brake") for d in planner["decisions"])
+    # The recorder's decision log is the planner's: the same changes, in the same words, and
+    # no advisory other than "none" without the object it is about.
+    logged = re.findall(r"\[planner_example\]: (advisory .*)$", proc.stderr, flags=re.M)
+    assert [d["log"] for d in planner["decisions"][1:]] == logged
+    for d in planner["decisions"][1:]:
+        assert d["to"] == "none" or (d["nearest_m"] is not None and d["track_id"]), d
+    assert "nan" not in (proc.stdout + proc.stderr).lower()
+    assert frames["answered"] <= frames["camera_published"]
+    assert metrics["frames"]["answered_fraction"] == pytest.approx(
+        frames["answered"] / frames["camera_published"])
+    assert list(metrics["stages_s"]) == ["plan", "start_pipeline", "start_camera", "record",
+                                         "stop_pipeline", "summarize", "write_outputs"]
+    assert metrics["stages_s"]["record"] >= 5.5
 
     video = out / metrics["outputs"]["video"]
     assert video.suffix in (".mp4", ".gif") and video.stat().st_size > 0

@@ -6,8 +6,9 @@ detections) runs with ``use_sim_time`` and no ``/clock``: every output stamp mus
 input header, and /diagnostics must still tick. The tests check: one Detection2DArray per frame
 with the frame's header (also when nothing is detected), 32FC1 depth with matching camera_info,
 overlay/markers for subscribers, the latched LabelInfo, memory resets (service and a stamp going
-backwards), hundreds of malformed frames counted and survived, and the latest-frame policy at
-60 Hz input with a slow (artificially delayed) inference.
+backwards), frames lost upstream counted from gaps in the stamps, hundreds of malformed frames
+counted and survived, and the latest-frame policy at 60 Hz input with a slow (artificially
+delayed) inference.
 """
 
 from __future__ import annotations
@@ -347,6 +348,22 @@ def test_reset_service_and_stamp_going_backwards_reset_the_memory(rig):
     finally:
         rig.intrinsics = INTRINSICS
         rig.run_frames(2)
+
+
+def test_frames_lost_upstream_are_counted_next_to_the_nodes_own_drops(rig):
+    """Frames the camera stamped but the node never received show in /diagnostics."""
+    rig.run_frames(12)  # regular 10 Hz stamps: the node measures the camera's period
+    before = rig.settle()
+    rig.next_stamp += 0.1  # one frame lost before the node
+    rig.run_frames(3)
+    rig.next_stamp += 0.3  # three more
+    rig.run_frames(3)
+    values = rig.latest_diag(lambda v: int(v["frames_processed"])
+                             >= int(before["frames_processed"]) + 6)
+    assert int(values["frames_missing_upstream"]) - int(before["frames_missing_upstream"]) == 4
+    assert float(values["camera_rate_hz"]) == pytest.approx(10.0, rel=1e-3)
+    # run_frames sends a frame only once the previous one is answered: the node drops none.
+    assert values["frames_dropped"] == before["frames_dropped"]
 
 
 def test_depth_output_scale_resizes_depth_and_its_camera_info(rig):
