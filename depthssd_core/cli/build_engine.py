@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--onnx", required=True, help="exported depthssd ONNX file")
     parser.add_argument("--engine", default=None,
                         help="engine file (default: <onnx stem>.<precision>.engine next to it, "
-                             "or under $XDG_CACHE_HOME/depthssd when that folder is read-only)")
+                             "or under the user cache (see README) when that folder is "
+                             "read-only)")
     parser.add_argument("--build-only", action="store_true",
                         help="build or reuse the engine without loading and validating it")
     parser.add_argument("--force", action="store_true",
@@ -31,14 +32,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workspace-mib", type=int, default=2048,
                         help="TensorRT workspace memory limit (MiB)")
     parser.add_argument("--timing-cache", default=None,
-                        help="timing cache file (default: next to the engine)")
+                        help="timing cache file (default: one per TensorRT version and GPU, "
+                             "next to the engine)")
+    parser.add_argument("--weakly-typed", action="store_true",
+                        help="TensorRT 10.x only: build weakly typed with the FP16 flag and "
+                             "the FP32 islands pinned, instead of strongly typed from the graph "
+                             "(a fallback should the strongly typed build fail)")
     return parser
+
+
+def _tensorrt_version() -> str:
+    module = sys.modules.get("tensorrt")
+    return str(getattr(module, "__version__", "?"))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 1 error with one line on stderr)."""
     args = _parser().parse_args(argv)
-    kwargs = {"workspace_bytes": args.workspace_mib << 20, "timing_cache": args.timing_cache}
+    kwargs = {"workspace_bytes": args.workspace_mib << 20, "timing_cache": args.timing_cache,
+              "network_typing": "weak" if args.weakly_typed else "strong"}
     start = time.perf_counter()
     try:
         if args.build_only:
@@ -49,12 +61,23 @@ def main(argv: list[str] | None = None) -> int:
     except (ImportError, RuntimeError, ValueError, OSError) as exc:
         print(f"depthssd-build-engine: error: {exc}", file=sys.stderr)
         return 1
+    except (AttributeError, TypeError) as exc:
+        # A TensorRT whose Python API differs from the one depthssd was written against
+        # (a renamed member or another signature) ends here instead of in a traceback.
+        print(f"depthssd-build-engine: error: TensorRT {_tensorrt_version()} API mismatch "
+              f"({type(exc).__name__}: {exc}); supported: TensorRT 10.x and 11.x",
+              file=sys.stderr)
+        return 1
     elapsed_s = time.perf_counter() - start
     action = "built" if info.built else "reused cached"
     fields = info.sidecar.get("key_fields", {})
-    print(f"{action} engine {info.engine_path} ({fields.get('precision', '?')}, TensorRT "
-          f"{fields.get('tensorrt_version', '?')}, {fields.get('gpu_name', '?')}) "
-          f"in {elapsed_s:.1f} s")
+    typing = "strongly" if info.sidecar.get("strongly_typed", True) else "weakly"
+    print(f"{action} engine {info.engine_path} ({fields.get('precision', '?')}, {typing} "
+          f"typed, TensorRT {fields.get('tensorrt_version', '?')}, "
+          f"{fields.get('gpu_name', '?')}) in {elapsed_s:.1f} s")
+    if info.built:
+        timing = info.sidecar.get("timing_cache", {})
+        print(f"timing cache {timing.get('path', '?')}: {timing.get('status', '?')}")
     return 0
 
 
