@@ -17,7 +17,8 @@ from depthssd_core.backends.torch_backend import TorchBackend
 from depthssd_core.config import SUPERVISED_DEPTH_RANGE_M, ModelConfig
 from depthssd_core.geometry import CameraIntrinsics
 from depthssd_core.model import DepthSSD
-from depthssd_core.runtime import Perceptor, PerceptorSettings, model_info_from_module
+from depthssd_core.model_info import model_info_from_module
+from depthssd_core.runtime import Perceptor, PerceptorSettings
 
 IN_W, IN_H = 160, 96
 # 90 deg over 160 px gives f = 80 px, so with this canonical focal depth_m equals depth_c.
