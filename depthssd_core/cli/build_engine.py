@@ -4,6 +4,7 @@ Run it once on the target machine (for example a Jetson) before starting the nod
 does not spend minutes building on its first frame::
 
     depthssd-build-engine --onnx models/depthssd.onnx [--engine PATH] [--build-only] [--force]
+        [--input-shape image=1x3x360x640] [--weakly-typed] [--timing-cache PATH]
 """
 
 from __future__ import annotations
@@ -34,11 +35,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timing-cache", default=None,
                         help="timing cache file (default: one per TensorRT version and GPU, "
                              "next to the engine)")
+    parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=DIMS",
+                        help="build shape of a dynamic ONNX input, e.g. image=1x3x360x640 "
+                             "(repeat per input; depthssd's own exports are static)")
     parser.add_argument("--weakly-typed", action="store_true",
                         help="TensorRT 10.x only: build weakly typed with the FP16 flag and "
                              "the FP32 islands pinned, instead of strongly typed from the graph "
                              "(a fallback should the strongly typed build fail)")
     return parser
+
+
+def _input_shapes(specs: list[str]) -> dict[str, list[int]] | None:
+    """``NAME=AxBxC`` options as {name: [A, B, C]}; ValueError names a malformed one."""
+    shapes = {}
+    for spec in specs:
+        name, _, dims = spec.partition("=")
+        try:
+            shapes[name.strip()] = [int(d) for d in dims.lower().split("x")]
+        except ValueError:
+            raise ValueError(f"--input-shape {spec!r}: expected NAME=DIMS such as "
+                             "image=1x3x360x640") from None
+        if not name.strip():
+            raise ValueError(f"--input-shape {spec!r}: the input name is missing")
+    return shapes or None
 
 
 def _tensorrt_version() -> str:
@@ -49,10 +68,12 @@ def _tensorrt_version() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 1 error with one line on stderr)."""
     args = _parser().parse_args(argv)
-    kwargs = {"workspace_bytes": args.workspace_mib << 20, "timing_cache": args.timing_cache,
-              "network_typing": "weak" if args.weakly_typed else "strong"}
     start = time.perf_counter()
     try:
+        kwargs = {"workspace_bytes": args.workspace_mib << 20,
+                  "timing_cache": args.timing_cache,
+                  "input_shapes": _input_shapes(args.input_shape),
+                  "network_typing": "weak" if args.weakly_typed else "strong"}
         if args.build_only:
             info = trt_engine.build_engine(args.onnx, args.engine, force=args.force, **kwargs)
         else:

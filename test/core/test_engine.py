@@ -421,3 +421,14 @@ def test_cli_builds_then_reuses(standin, tmp_path, capsys):
     assert "reused cached engine" in capsys.readouterr().out
     assert cli.main(["--onnx", str(tmp_path / "missing.onnx")]) == 1
     assert "missing.onnx" in capsys.readouterr().err
+
+
+def test_cli_takes_build_shapes_of_dynamic_inputs(standin, tmp_path, capsys):
+    trt = standin("10.3.0")
+    onnx_path = write_onnx(tmp_path / "d.onnx", dynamic=True)
+    assert cli.main(["--onnx", str(onnx_path)]) == 1
+    assert "pass input_shapes" in capsys.readouterr().err
+    assert cli.main(["--onnx", str(onnx_path), "--input-shape", "image=1x3x24x40"]) == 0
+    assert trt._standin.builds[-1]["profiles"][0]["image"] == [[1, 3, 24, 40]] * 3
+    assert cli.main(["--onnx", str(onnx_path), "--input-shape", "image=1x3xbig"]) == 1
+    assert "expected NAME=DIMS" in capsys.readouterr().err
