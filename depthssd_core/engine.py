@@ -9,8 +9,10 @@ module's :data:`BUILDER_VERSION`). An engine whose key differs from the current 
 and is rebuilt; an engine whose IO tensors do not match the ONNX graph is rebuilt once, then
 reported with what differs.
 
-TensorRT API branches (names checked against the real Python bindings of TensorRT 10.0.1,
-10.2.0, 10.3.0, 10.16.1, 11.0.0 and 11.4.0; ``tools/tensorrt_api_surface.py``):
+TensorRT API branches. Every name used here (:data:`REQUIRED_API`) exists in the real Python
+bindings of TensorRT 10.0.1, 10.2.0, 10.3.0, 10.16.1, 11.0.0 and 11.4.0 (read from NVIDIA's
+wheels with ``tools/tensorrt_api_surface.py``; the last four are recorded in
+``test/core/data/tensorrt_api_surface.json`` and checked by the tests):
 
 - **Strongly typed, every supported release (the default).** The precision comes from the ONNX
   itself: the FP16 export computes in half precision except its float32 islands (Titans memory,

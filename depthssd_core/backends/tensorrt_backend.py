@@ -210,3 +210,4 @@ class TensorRTBackend(InferenceBackend):
         self._buffers = {}
         self._engine = None
         self._runtime = None
+        self._memory = None
