@@ -3,17 +3,35 @@
 Engines are built from the exported ONNX on the machine that runs them, cached next to the ONNX
 (or in the user cache directory, ``depthssd_core.cache``, when that is read-only) and never
 committed. Every engine has a JSON sidecar (``graph_contract.sidecar_path``) holding its cache
-key: the ONNX sha256, the TensorRT version, the GPU name and compute capability, the precision
-and the input shapes. An engine whose key differs from the
-current one is stale and is rebuilt; an engine whose IO tensors do not match the ONNX graph is
-rebuilt once, then reported with what differs.
+key: everything the build depends on (ONNX sha256, TensorRT version, the GPU's name, compute
+capability, SM count and memory, precision, input shapes, the builder settings and this
+module's :data:`BUILDER_VERSION`). An engine whose key differs from the current one is stale
+and is rebuilt; an engine whose IO tensors do not match the ONNX graph is rebuilt once, then
+reported with what differs.
 
-TensorRT API branches:
+TensorRT API branches. Every name used here (:data:`REQUIRED_API`) exists in the real Python
+bindings of TensorRT 10.0.1, 10.2.0, 10.3.0, 10.16.1, 11.0.0 and 11.4.0 (read from NVIDIA's
+wheels with ``tools/tensorrt_api_surface.py``; the last four are recorded in
+``test/core/data/tensorrt_api_surface.json`` and checked by the tests):
 
-- TensorRT >= 10.12 (including 11): a **strongly typed** network
-  (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``); precision comes from the ONNX itself (the
-  FP16 export), and TensorRT 11 has no ``BuilderFlag.FP16`` at all.
-- Older TensorRT (10.3 on JetPack 6): weakly typed network with ``BuilderFlag.FP16``.
+- **Strongly typed, every supported release (the default).** The precision comes from the ONNX
+  itself: the FP16 export computes in half precision except its float32 islands (Titans memory,
+  HoPE angles, depth decoding). On 10.x (JetPack 6 ships 10.3) the network is created with
+  ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``, which every 10.x release has; 11.x is always
+  strongly typed (the flag is deprecated and ignored there, so it is not passed).
+- **Weakly typed, opt-in, 10.x only** (``network_typing="weak"``): ``BuilderFlag.FP16`` plus the
+  islands pinned to FP32 (``layer.precision``, ``set_output_type``,
+  ``OBEY_PRECISION_CONSTRAINTS``). No supported release needs it for depthssd's export; it is
+  kept as the fallback should a 10.x strongly typed build of the graph fail. TensorRT 11
+  removed every API it uses, so it is refused there.
+- **TF32 is off in every build.** TensorRT enables ``BuilderFlag.TF32`` by default, which lets
+  float32 matmuls and convolutions round their inputs to 10-bit mantissas; the float32 islands
+  must stay real FP32 (the memory state is carried across frames, so rounding in its update
+  accumulates over a drive).
+
+The timing cache (tactic timings, which speed up rebuilds) is one file per TensorRT version and
+GPU (:func:`timing_cache_path`), attached with ``ignore_mismatch=False``: a cache TensorRT
+rejects (another device, driver or CUDA) is replaced by a new one, never forced in.
 
 ``tensorrt`` is imported lazily, so this module imports on machines without it.
 """
@@ -25,6 +43,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,40 +58,131 @@ from depthssd_core.graph_contract import (
 )
 from depthssd_core.hashing import file_sha256
 
-#: First TensorRT version that builds the strongly typed network from the FP16 ONNX.
-STRONGLY_TYPED_MIN_VERSION = (10, 12)
-SIDECAR_FORMAT = 1
+#: Version of what :func:`build_engine` makes from a graph (network flags, builder settings,
+#: pinning rules); part of every cache key, so changing the builder invalidates old engines.
+BUILDER_VERSION = 2
+#: ``format`` of an engine sidecar.
+SIDECAR_FORMAT = "depthssd-engine/2"
+#: Network typing modes of :func:`build_engine`.
+TYPINGS = ("strong", "weak")
+#: Oldest TensorRT major version with the API below (10.0 introduced the tensor-name API that
+#: every call here uses, and has the strongly typed flag).
+MIN_TENSORRT_MAJOR = 10
+
+#: The TensorRT names every build and run uses ("Class.member"); each exists in the real
+#: bindings of 10.3 to 11.4 (``test/core/test_tensorrt_standin.py`` checks it).
+REQUIRED_API = (
+    "Logger", "Logger.WARNING", "Builder", "Builder.create_network",
+    "Builder.create_builder_config", "Builder.create_optimization_profile",
+    "Builder.build_serialized_network", "OnnxParser", "OnnxParser.parse_from_file",
+    "OnnxParser.num_errors", "OnnxParser.get_error", "INetworkDefinition.num_inputs",
+    "INetworkDefinition.get_input", "INetworkDefinition.num_outputs",
+    "INetworkDefinition.get_output", "ITensor.name", "ITensor.shape", "ITensor.dtype",
+    "IBuilderConfig.set_memory_pool_limit", "IBuilderConfig.clear_flag",
+    "IBuilderConfig.get_flag", "IBuilderConfig.add_optimization_profile",
+    "IBuilderConfig.create_timing_cache", "IBuilderConfig.set_timing_cache",
+    "IBuilderConfig.get_timing_cache", "IOptimizationProfile.set_shape",
+    "ITimingCache.serialize", "Runtime", "Runtime.deserialize_cuda_engine",
+    "ICudaEngine.num_io_tensors", "ICudaEngine.get_tensor_name", "ICudaEngine.get_tensor_mode",
+    "ICudaEngine.get_tensor_shape", "ICudaEngine.get_tensor_dtype",
+    "ICudaEngine.get_tensor_profile_shape", "ICudaEngine.num_optimization_profiles",
+    "ICudaEngine.create_execution_context", "IExecutionContext.set_input_shape",
+    "IExecutionContext.infer_shapes", "IExecutionContext.get_tensor_shape",
+    "IExecutionContext.set_tensor_address", "IExecutionContext.execute_async_v3",
+    "BuilderFlag.TF32", "MemoryPoolType.WORKSPACE", "TensorIOMode.INPUT",
+    "TensorIOMode.OUTPUT", "DataType.FLOAT", "DataType.HALF",
+    "NetworkDefinitionCreationFlag.STRONGLY_TYPED",
+)
+#: The extra names of the weakly typed FP16 path (TensorRT 10.x only; 11 removed them).
+WEAK_TYPING_API = (
+    "BuilderFlag.FP16", "BuilderFlag.OBEY_PRECISION_CONSTRAINTS",
+    "IBuilderConfig.set_flag", "INetworkDefinition.num_layers", "INetworkDefinition.get_layer",
+    "ILayer.num_outputs", "ILayer.get_output", "ILayer.precision", "ILayer.set_output_type",
+)
 
 
 class EngineMismatchError(ValueError):
     """An engine's IO tensors differ from what the graph/runtime expects."""
 
 
+class TensorRTApiError(RuntimeError):
+    """The installed ``tensorrt`` module lacks names depthssd uses (an unsupported release)."""
+
+
 def import_tensorrt() -> Any:
-    """Import the ``tensorrt`` module or raise ``ImportError`` saying how to get it."""
+    """Import the ``tensorrt`` module and check it has the API used here.
+
+    Raises:
+        ImportError: no tensorrt (says how to get it).
+        TensorRTApiError: an unsupported release (names what is missing).
+    """
     try:
-        return importlib.import_module("tensorrt")
+        trt = importlib.import_module("tensorrt")
     except ImportError as exc:
         raise ImportError(
             "the tensorrt backend needs NVIDIA TensorRT's Python package ('tensorrt', 10.x or "
             "11.x, from NVIDIA's package index or JetPack) and a CUDA GPU; use "
             "backend='onnxruntime' or 'torch' on this machine"
         ) from exc
+    check_api(trt, REQUIRED_API)
+    return trt
+
+
+def missing_api(trt: Any, names: tuple[str, ...]) -> list[str]:
+    """The ``Class.member`` names of ``names`` that the module ``trt`` does not have."""
+    missing = []
+    for dotted in names:
+        obj = trt
+        for part in dotted.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                missing.append(dotted)
+                break
+    return missing
+
+
+def check_api(trt: Any, names: tuple[str, ...], purpose: str = "depthssd") -> None:
+    """Raise :class:`TensorRTApiError` naming every name of ``names`` that ``trt`` lacks."""
+    version = getattr(trt, "__version__", "?")
+    try:
+        major = tensorrt_version(trt)[0]
+    except ValueError:
+        major = 0
+    missing = missing_api(trt, names)
+    if major < MIN_TENSORRT_MAJOR or missing:
+        detail = f"; missing {', '.join(missing)}" if missing else ""
+        raise TensorRTApiError(
+            f"TensorRT {version} does not have the API {purpose} uses (supported: TensorRT "
+            f"10.x and 11.x){detail}"
+        )
 
 
 def tensorrt_version(trt: Any) -> tuple[int, int]:
     """(major, minor) of a tensorrt module's ``__version__``."""
-    parts = str(trt.__version__).split(".")
+    parts = re.findall(r"\d+", str(getattr(trt, "__version__", "")))
+    if not parts:
+        raise ValueError(f"cannot read the TensorRT version {getattr(trt, '__version__', None)!r}")
     return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
 
 
-def uses_strongly_typed(trt: Any) -> bool:
-    """Whether this TensorRT builds strongly typed networks (>= 10.12, and always for 11)."""
-    return tensorrt_version(trt) >= STRONGLY_TYPED_MIN_VERSION
+_LOGGERS: dict[int, tuple[Any, Any]] = {}
 
 
-def gpu_identity(device_index: int = 0) -> dict[str, str]:
-    """Name and compute capability of the CUDA GPU engines are built for.
+def trt_logger(trt: Any) -> Any:
+    """The one ``trt.Logger`` (warnings and errors) shared by every builder, parser and runtime
+    of this process: TensorRT keeps the first logger it is given, so a second one would never
+    print."""
+    entry = _LOGGERS.get(id(trt))
+    if entry is None or entry[0] is not trt:
+        entry = (trt, trt.Logger(trt.Logger.WARNING))
+        _LOGGERS[id(trt)] = entry
+    return entry[1]
+
+
+def gpu_identity(device_index: int = 0) -> dict[str, Any]:
+    """What identifies the CUDA GPU an engine is built for: name, compute capability, SM count
+    and memory (engines are specific to the GPU model; two boards of one name can differ in
+    the last two).
 
     Raises:
         RuntimeError: no CUDA GPU is visible.
@@ -84,9 +194,14 @@ def gpu_identity(device_index: int = 0) -> dict[str, str]:
             "TensorRT engines need a CUDA GPU and none is visible (torch.cuda.is_available() "
             "is False); use backend='onnxruntime' or 'torch'"
         )
-    major, minor = torch.cuda.get_device_capability(device_index)
-    return {"gpu_name": torch.cuda.get_device_name(device_index),
-            "compute_capability": f"{major}.{minor}"}
+    props = torch.cuda.get_device_properties(device_index)
+    return {"gpu_name": props.name, "compute_capability": f"{props.major}.{props.minor}",
+            "gpu_sm_count": int(props.multi_processor_count),
+            "gpu_memory_mib": int(props.total_memory) >> 20}
+
+
+#: The :func:`gpu_identity` keys, in the cache key and the sidecar.
+GPU_FIELDS = ("gpu_name", "compute_capability", "gpu_sm_count", "gpu_memory_mib")
 
 
 def onnx_io(onnx_path: str | Path) -> dict[str, dict[str, Any]]:
@@ -134,17 +249,31 @@ def onnx_precision(io: dict[str, Any]) -> str:
     return "fp16" if io.get("fp16_weights") or image.get("dtype") == "float16" else "fp32"
 
 
-def cache_key_fields(onnx_sha256: str, trt_version: str, gpu: dict[str, str], precision: str,
-                     input_shapes: dict[str, list[int]]) -> dict[str, Any]:
-    """The values an engine depends on; any change makes a cached engine stale."""
+def builder_settings(network_typing: str, workspace_bytes: int, dynamic_inputs: list[str],
+                     precision: str) -> dict[str, Any]:
+    """The builder configuration an engine depends on (part of its cache key)."""
     return {
-        "onnx_sha256": onnx_sha256,
-        "tensorrt_version": str(trt_version),
-        "gpu_name": gpu["gpu_name"],
-        "compute_capability": gpu["compute_capability"],
-        "precision": precision,
-        "input_shapes": {k: [int(d) for d in v] for k, v in sorted(input_shapes.items())},
+        "builder_version": BUILDER_VERSION,
+        "typing": network_typing,
+        "tf32": False,
+        "fp16_flag": network_typing == "weak" and precision == "fp16",
+        "fp32_islands_pinned": network_typing == "weak" and precision == "fp16",
+        "workspace_bytes": int(workspace_bytes),
+        # Dynamic inputs get one optimization profile with min = opt = max = the build shape.
+        "fixed_profile_inputs": sorted(dynamic_inputs),
     }
+
+
+def cache_key_fields(onnx_sha256: str, trt_version: str, gpu: dict[str, Any], precision: str,
+                     input_shapes: dict[str, list[int]], builder: dict[str, Any],
+                     ) -> dict[str, Any]:
+    """Every input of an engine build; any change makes a cached engine stale."""
+    fields: dict[str, Any] = {"onnx_sha256": onnx_sha256, "tensorrt_version": str(trt_version)}
+    fields.update({k: gpu[k] for k in GPU_FIELDS})
+    fields["precision"] = precision
+    fields["input_shapes"] = {k: [int(d) for d in v] for k, v in sorted(input_shapes.items())}
+    fields["builder"] = dict(builder)
+    return fields
 
 
 def cache_key(fields: dict[str, Any]) -> str:
@@ -165,6 +294,18 @@ def default_engine_path(onnx_path: str | Path, precision: str) -> Path:
     return user_cache_dir() / "engines" / name
 
 
+def timing_cache_path(folder: str | Path, trt_version: str, gpu: dict[str, Any]) -> Path:
+    """The timing cache of one TensorRT version on one GPU model, in ``folder``:
+    ``depthssd.trt<version>.<gpu>.sm<cc>.<digest>.timing.cache`` (the digest covers the whole
+    :func:`gpu_identity`)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", str(gpu["gpu_name"]).lower()).strip("-") or "gpu"
+    digest = hashlib.sha256(json.dumps({"tensorrt": str(trt_version),
+                                        **{k: gpu[k] for k in GPU_FIELDS}},
+                                       sort_keys=True).encode()).hexdigest()[:8]
+    cc = str(gpu["compute_capability"]).replace(".", "")
+    return Path(folder) / f"depthssd.trt{trt_version}.{slug}.sm{cc}.{digest}.timing.cache"
+
+
 def read_engine_sidecar(engine_path: str | Path) -> dict[str, Any] | None:
     """The engine's sidecar, or None when missing or unreadable (then the engine is stale)."""
     try:
@@ -178,13 +319,19 @@ def stale_reason(engine_path: str | Path, key_fields: dict[str, Any]) -> str | N
     engine_path = Path(engine_path)
     if not engine_path.is_file():
         return "no engine file"
-    sidecar = read_engine_sidecar(engine_path)
-    if sidecar is None:
-        return "no readable sidecar"
-    cached = sidecar.get("key_fields", {})
-    changed = [k for k in key_fields if cached.get(k) != key_fields[k]]
+    try:
+        sidecar = read_sidecar(engine_path, SIDECAR_FORMAT)
+    except FileNotFoundError:
+        return "no sidecar"
+    except (OSError, ValueError) as exc:
+        return f"unusable sidecar ({exc})"
+    cached = sidecar.get("key_fields")
+    if not isinstance(cached, dict) or sidecar.get("key") != cache_key(cached):
+        return "sidecar key does not match its fields"
+    changed = [k for k in sorted(set(key_fields) | set(cached))
+               if cached.get(k) != key_fields.get(k)]
     if changed:
-        details = ", ".join(f"{k}: {cached.get(k)!r} -> {key_fields[k]!r}" for k in changed)
+        details = ", ".join(f"{k}: {cached.get(k)!r} -> {key_fields.get(k)!r}" for k in changed)
         return f"cache key changed ({details})"
     return None
 
@@ -200,13 +347,24 @@ def expected_io(io: dict[str, dict[str, Any]], input_shapes: dict[str, list[int]
 
 
 def engine_io(trt: Any, engine: Any) -> dict[str, dict[str, list[int]]]:
-    """Names and shapes of a deserialized engine's IO tensors."""
+    """Names and shapes of a deserialized engine's IO tensors.
+
+    ``engine.get_tensor_shape`` reports -1 for a dynamic dimension; a dynamic input whose first
+    optimization profile has min = max (what :func:`build_engine` makes) can only run at that
+    shape, which is reported instead. Outputs keep their -1s (they are known once every input
+    shape is set on an execution context).
+    """
     result: dict[str, dict[str, list[int]]] = {"inputs": {}, "outputs": {}}
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
-        mode = engine.get_tensor_mode(name)
-        kind = "inputs" if mode == trt.TensorIOMode.INPUT else "outputs"
-        result[kind][name] = [int(d) for d in engine.get_tensor_shape(name)]
+        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        shape = [int(d) for d in engine.get_tensor_shape(name)]
+        if is_input and any(d < 0 for d in shape) and engine.num_optimization_profiles > 0:
+            low, _opt, high = ([int(d) for d in s]
+                               for s in engine.get_tensor_profile_shape(name, 0))
+            if low == high:
+                shape = low
+        result["inputs" if is_input else "outputs"][name] = shape
     return result
 
 
@@ -214,7 +372,8 @@ def io_differences(actual: dict[str, dict[str, list[int]]],
                    expected: dict[str, dict[str, list[int]]]) -> list[str]:
     """Human-readable differences between two IO descriptions (empty when they agree).
 
-    A -1 (dynamic) dimension in ``expected`` matches any size.
+    A -1 (dynamic) dimension in ``expected`` matches any size; for outputs, a -1 in ``actual``
+    does too (an engine's output dims stay -1 until its input shapes are set).
     """
     problems = []
     for kind in ("inputs", "outputs"):
@@ -225,8 +384,9 @@ def io_differences(actual: dict[str, dict[str, list[int]]],
             problems.append(f"unexpected {kind[:-1]} {name!r}")
         for name in sorted(set(got) & set(want)):
             g, w = list(got[name]), list(want[name])
-            same = len(g) == len(w) and all(b in (-1, None) or a == b
-                                            for a, b in zip(g, w, strict=True))
+            same = len(g) == len(w) and all(
+                b in (-1, None) or a == b or (kind == "outputs" and a == -1)
+                for a, b in zip(g, w, strict=True))
             if not same:
                 problems.append(f"{kind[:-1]} {name!r} has shape {g}, expected {w}")
     return problems
@@ -243,16 +403,26 @@ class EngineInfo:
 
 def _resolve_input_shapes(io: dict[str, dict[str, Any]],
                           input_shapes: dict[str, list[int]] | None) -> dict[str, list[int]]:
+    given = dict(input_shapes or {})
+    unknown = sorted(set(given) - set(io["inputs"]))
+    if unknown:
+        raise ValueError(f"input_shapes names {unknown}, which the ONNX graph does not have "
+                         f"(its inputs: {list(io['inputs'])})")
     shapes = {}
     for name, spec in io["inputs"].items():
-        if input_shapes and name in input_shapes:
-            shapes[name] = [int(d) for d in input_shapes[name]]
-        elif all(isinstance(d, int) and d > 0 for d in spec["shape"]):
-            shapes[name] = list(spec["shape"])
+        graph = spec["shape"]
+        if name in given:
+            shape = [int(d) for d in given[name]]
+            fits = len(shape) == len(graph) and all(
+                d > 0 and (g is None or g == d) for d, g in zip(shape, graph, strict=True))
+            if not fits:
+                raise ValueError(f"input_shapes[{name!r}] = {shape} does not fit the ONNX "
+                                 f"input shape {graph}")
+            shapes[name] = shape
+        elif all(isinstance(d, int) and d > 0 for d in graph):
+            shapes[name] = list(graph)
         else:
-            raise ValueError(
-                f"ONNX input {name!r} has dynamic shape {spec['shape']}; pass input_shapes"
-            )
+            raise ValueError(f"ONNX input {name!r} has dynamic shape {graph}; pass input_shapes")
     return shapes
 
 
@@ -280,49 +450,81 @@ def _keep_fp32_islands(trt: Any, network: Any, config: Any) -> int:
     return pinned
 
 
+def _attach_timing_cache(config: Any, path: Path) -> tuple[Any, str]:
+    """Attach the timing cache at ``path`` (strictly: ``ignore_mismatch=False``) or a new one.
+
+    Returns:
+        (the attached cache, what happened: "loaded", "new", or why a new one replaced it).
+    """
+    data = path.read_bytes() if path.is_file() else b""
+    status = "loaded" if data else "new"
+    cache = None
+    if data:
+        with contextlib.suppress(RuntimeError, ValueError, TypeError):
+            cache = config.create_timing_cache(data)
+        if cache is None:
+            status = "unreadable, replaced by a new one"
+        elif not config.set_timing_cache(cache, ignore_mismatch=False):
+            # TensorRT checks the cache's device header: another GPU, driver or CUDA.
+            cache, status = None, "rejected by TensorRT (another device), replaced by a new one"
+    if cache is None:
+        cache = config.create_timing_cache(b"")
+        if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+            raise RuntimeError("TensorRT did not accept a new timing cache")
+    return cache, status
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def _build(trt: Any, onnx_path: Path, engine_path: Path, input_shapes: dict[str, list[int]],
-           precision: str, workspace_bytes: int, timing_cache: Path | None) -> list[dict]:
-    """Build and write a serialized engine; return the network's IO description."""
-    logger = trt.Logger(trt.Logger.WARNING)
+           builder_cfg: dict[str, Any], timing_cache: Path) -> dict[str, Any]:
+    """Build and write a serialized engine; return what the sidecar records of the build."""
+    version = trt.__version__
+    logger = trt_logger(trt)
     builder = trt.Builder(logger)
-    strongly_typed = uses_strongly_typed(trt)
     flags = 0
-    if strongly_typed:
+    if builder_cfg["typing"] == "strong" and tensorrt_version(trt)[0] < 11:
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
+        raise RuntimeError(f"TensorRT {version} could not parse {onnx_path}: "
+                           f"{errors or 'no error reported'}")
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
-    if not strongly_typed and precision == "fp16":
-        # Weakly typed (TensorRT < 10.12): FP16 kernels are allowed by flag, not by the graph.
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, builder_cfg["workspace_bytes"])
+    config.clear_flag(trt.BuilderFlag.TF32)
+    if config.get_flag(trt.BuilderFlag.TF32):
+        raise RuntimeError(f"TensorRT {version} kept TF32 enabled; the FP32 islands need FP32")
+    pinned = 0
+    if builder_cfg["fp16_flag"]:
         config.set_flag(trt.BuilderFlag.FP16)
-        _keep_fp32_islands(trt, network, config)
-    dynamic = any(-1 in tuple(network.get_input(i).shape) for i in range(network.num_inputs))
-    if dynamic:
+        pinned = _keep_fp32_islands(trt, network, config)
+    if builder_cfg["fixed_profile_inputs"]:
         profile = builder.create_optimization_profile()
         for i in range(network.num_inputs):
             name = network.get_input(i).name
             shape = tuple(input_shapes[name])
-            profile.set_shape(name, shape, shape, shape)
-        config.add_optimization_profile(profile)
-    cache = None
-    if timing_cache is not None:
-        data = timing_cache.read_bytes() if timing_cache.is_file() else b""
-        cache = config.create_timing_cache(data)
-        config.set_timing_cache(cache, ignore_mismatch=True)
+            try:
+                profile.set_shape(name, shape, shape, shape)
+            except ValueError as exc:
+                raise ValueError(f"build shape {list(shape)} of input {name!r} does not fit "
+                                 f"{onnx_path}: {exc}") from exc
+        if config.add_optimization_profile(profile) < 0:
+            raise RuntimeError(f"TensorRT {version} refused the optimization profile "
+                               f"{input_shapes}")
+    _cache, timing_status = _attach_timing_cache(config, timing_cache)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path} (see log above)")
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = engine_path.with_name(engine_path.name + ".tmp")
-    tmp.write_bytes(bytes(serialized))
-    os.replace(tmp, engine_path)
-    if cache is not None:
-        timing_cache.parent.mkdir(parents=True, exist_ok=True)
-        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+        raise RuntimeError(f"TensorRT {version} failed to build an engine from {onnx_path} "
+                           "(its log above says why)")
+    _write_atomically(engine_path, bytes(serialized))
+    _write_atomically(timing_cache, bytes(config.get_timing_cache().serialize()))
     tensors = []
     for i in range(network.num_inputs):
         t = network.get_input(i)
@@ -332,13 +534,15 @@ def _build(trt: Any, onnx_path: Path, engine_path: Path, input_shapes: dict[str,
         t = network.get_output(i)
         tensors.append({"name": t.name, "mode": "output", "shape": [int(d) for d in t.shape],
                         "dtype": str(t.dtype)})
-    return tensors
+    return {"tensors": tensors, "fp32_layers_pinned": pinned,
+            "timing_cache": {"path": str(timing_cache), "status": timing_status}}
 
 
 def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None,
                  force: bool = False, workspace_bytes: int = 2 << 30,
                  timing_cache: str | Path | None = None,
-                 input_shapes: dict[str, list[int]] | None = None) -> EngineInfo:
+                 input_shapes: dict[str, list[int]] | None = None,
+                 network_typing: str = "strong") -> EngineInfo:
     """Build the TensorRT engine of an ONNX graph, or reuse the cached one if still valid.
 
     Args:
@@ -347,38 +551,50 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None,
         force: rebuild even when the cached engine is current.
         workspace_bytes: TensorRT workspace memory pool limit.
         timing_cache: timing cache file, read if present and written after the build;
-            default ``<engine dir>/depthssd.timing.cache``.
+            default :func:`timing_cache_path` in the engine's folder.
         input_shapes: build shapes of dynamic inputs (static ONNX shapes are used otherwise).
+        network_typing: ``strong`` (default) or ``weak`` (TensorRT 10.x only; see the
+            module docstring).
 
     Returns:
         :class:`EngineInfo`.
 
     Raises:
-        ImportError: tensorrt is not installed.
+        ImportError: tensorrt is not installed. TensorRTApiError: an unsupported release.
         RuntimeError: no GPU, or the parse/build failed.
-        FileNotFoundError / ValueError: the ONNX file is missing or unreadable.
+        FileNotFoundError / ValueError: the ONNX file is missing or unreadable, bad shapes or
+            an unknown ``network_typing``.
     """
+    if network_typing not in TYPINGS:
+        raise ValueError(f"unknown network typing {network_typing!r}; choose one of "
+                         f"{', '.join(TYPINGS)}")
     trt = import_tensorrt()
+    if network_typing == "weak":
+        check_api(trt, WEAK_TYPING_API, purpose="a weakly typed FP16 build (TensorRT 10.x only)")
     onnx_path = Path(onnx_path)
     io = onnx_io(onnx_path)
     gpu = gpu_identity()
     precision = onnx_precision(io)
     shapes = _resolve_input_shapes(io, input_shapes)
+    dynamic = [n for n, spec in io["inputs"].items()
+               if not all(isinstance(d, int) and d > 0 for d in spec["shape"])]
+    builder_cfg = builder_settings(network_typing, workspace_bytes, dynamic, precision)
     fields = cache_key_fields(file_sha256(onnx_path), str(trt.__version__), gpu, precision,
-                              shapes)
+                              shapes, builder_cfg)
     engine_path = Path(engine_path) if engine_path else default_engine_path(onnx_path, precision)
     reason = "forced" if force else stale_reason(engine_path, fields)
     if reason is None:
         return EngineInfo(engine_path, read_engine_sidecar(engine_path) or {}, built=False)
-    timing = Path(timing_cache) if timing_cache else engine_path.parent / "depthssd.timing.cache"
-    tensors = _build(trt, onnx_path, engine_path, shapes, precision, workspace_bytes, timing)
+    timing = Path(timing_cache) if timing_cache else timing_cache_path(
+        engine_path.parent, str(trt.__version__), gpu)
+    built = _build(trt, onnx_path, engine_path, shapes, builder_cfg, timing)
     sidecar = {
         "format": SIDECAR_FORMAT,
         "key": cache_key(fields),
         "key_fields": fields,
         "onnx_path": str(onnx_path.resolve()),
-        "strongly_typed": uses_strongly_typed(trt),
-        "tensors": tensors,
+        "strongly_typed": network_typing == "strong",
+        **built,
         "expected_io": expected_io(io, shapes),
         "rebuild_reason": reason,
     }
@@ -386,8 +602,41 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None,
     # report.
     with contextlib.suppress(OSError, ValueError):
         sidecar["model"] = read_onnx_sidecar(onnx_path, verify_hash=False)
-    sidecar_path(engine_path).write_text(json.dumps(sidecar, indent=2))
+    _write_atomically(sidecar_path(engine_path), json.dumps(sidecar, indent=2).encode())
     return EngineInfo(engine_path, sidecar, built=True)
+
+
+def check_prebuilt_engine(trt: Any, engine_path: str | Path) -> dict[str, Any] | None:
+    """Check an engine loaded without its ONNX against this machine, by its sidecar.
+
+    Returns:
+        The sidecar's ``expected_io``, or None when the engine has no sidecar (an engine
+        built by another tool: then only the IO names can be checked).
+
+    Raises:
+        EngineMismatchError: the sidecar is unusable, or names another TensorRT version, GPU or
+            builder version (the engine cannot be rebuilt here without its ONNX).
+    """
+    engine_path = Path(engine_path)
+    try:
+        sidecar = read_sidecar(engine_path, SIDECAR_FORMAT)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise EngineMismatchError(f"engine {engine_path}: {exc}; rebuild it with "
+                                  "depthssd-build-engine --onnx <its ONNX> --force") from exc
+    fields = sidecar.get("key_fields", {})
+    here = {"tensorrt_version": str(trt.__version__), **gpu_identity()}
+    built_for = {k: fields.get(k) for k in here}
+    built_for["builder_version"] = fields.get("builder", {}).get("builder_version")
+    here["builder_version"] = BUILDER_VERSION
+    changed = [f"{k}: {built_for[k]!r} here {here[k]!r}" for k in here
+               if built_for[k] != here[k]]
+    if changed:
+        raise EngineMismatchError(
+            f"engine {engine_path} was built for another setup ({'; '.join(changed)}); rebuild "
+            "it with depthssd-build-engine --onnx <its ONNX> --force")
+    return sidecar.get("expected_io")
 
 
 def load_engine(trt: Any, engine_path: str | Path, expected: dict | None, logger: Any = None):
@@ -404,10 +653,11 @@ def load_engine(trt: Any, engine_path: str | Path, expected: dict | None, logger
     engine_path = Path(engine_path)
     if not engine_path.is_file():
         raise FileNotFoundError(f"TensorRT engine not found: {engine_path}")
-    runtime = trt.Runtime(logger or trt.Logger(trt.Logger.WARNING))
+    runtime = trt.Runtime(logger or trt_logger(trt))
     engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
     if engine is None:
-        raise RuntimeError(f"TensorRT could not deserialize engine {engine_path}")
+        raise RuntimeError(f"TensorRT {trt.__version__} could not deserialize engine "
+                           f"{engine_path} (corrupt, or built by another TensorRT or GPU)")
     want = expected or {"inputs": {n: [] for n in INPUT_NAMES},
                         "outputs": {n: [] for n in OUTPUT_NAMES}}
     got = engine_io(trt, engine)
