@@ -172,6 +172,7 @@ def build_sidecar(
             "spacing": cfg.anchor_spacing,
             "scales": anchor_scales(cfg),
             "clip": cfg.anchor_clip,
+            "centres": cfg.anchor_centres,
             "scale_reference": "min(height, width)",
             "format": "xyxy pixels",
             "box_coder_weights": list(BOX_CODER_WEIGHTS),
