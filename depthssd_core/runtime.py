@@ -170,6 +170,19 @@ def model_info_from_module(model: Any, input_height: int | None = None,
                      mem_m.detach().float().cpu().numpy(), mem_s.detach().float().cpu().numpy())
 
 
+def upsample_depth(depth_m: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear upsampling of a depth map in inverse depth (the training loss does the same).
+
+    The road's inverse depth is linear in the image row (``1/Z = (v - cy) / (h * fy)`` for a
+    level camera), so interpolating 1/Z is exact on it where interpolating Z overshoots near
+    the horizon, and a far (sky) sample does not drag its neighbours to hundreds of metres.
+    With the true depth sampled on the stride-4 grid of a 640x360 input this halves the AbsRel
+    of the upsampled map (0.065 -> 0.037 on the validation world, ``tools/depth_diagnosis``).
+    """
+    inverse = cv2.resize(1.0 / depth_m, (width, height), interpolation=cv2.INTER_LINEAR)
+    return (1.0 / inverse).astype(np.float32)
+
+
 def focal_for_depth(intrinsics: CameraIntrinsics) -> float:
     """Focal length (px) used for the canonical-depth rescaling: ``sqrt(fx * fy)``.
 
@@ -356,13 +369,12 @@ class Perceptor:
         max_d = s.max_depth_m if s.max_depth_m is not None else cfg.max_depth_m
         depth_low = out["depth_c"][0, 0] * np.float32(focal_for_depth(intr_in)
                                                        / cfg.canonical_focal_px)
-        depth_in = cv2.resize(depth_low, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
+        depth_in = upsample_depth(depth_low, in_w, in_h)
         depth_in[(depth_in < min_d) | (depth_in > max_d)] = np.nan
         if (frame_w, frame_h) == (in_w, in_h):
             depth_frame = depth_in
         else:
-            depth_frame = cv2.resize(depth_low, (frame_w, frame_h),
-                                     interpolation=cv2.INTER_LINEAR)
+            depth_frame = upsample_depth(depth_low, frame_w, frame_h)
             depth_frame[(depth_frame < min_d) | (depth_frame > max_d)] = np.nan
         t3 = time.perf_counter()
 

@@ -15,6 +15,11 @@
   ``depth_m * canonical_focal_px / focal_px`` with ``focal_px`` the focal length of the image
   actually fed to the network. ``log(1/d) - log(1/d*) = -(log d - log d*)``, so SILog on inverse
   depth and on depth are the same number; we compute it on depth.
+- The prediction (a quarter of the input) is upsampled to the labels in inverse depth, as the
+  runtime publishes it: inverse depth is linear along the road, so this is exact there.
+- Far pixels (labelled beyond ``depth_max_m``, such as the sky at 1000 m) carry a one-sided
+  term ``far_weight * relu(log(depth_max_m) - log(pred))``: without it the sky is unsupervised,
+  comes out as anything (often a few metres) and bleeds into the pixels around it.
 - Asymmetric labels: a frame without boxes adds no detection loss, a frame without depth no depth
   loss; a term with no labelled frame in the batch is left out (zero gradient for its head).
 - Multi-task weighting: static weights normalised by their fixed sum (so a task's weight does
@@ -55,6 +60,11 @@ class LossConfig:
     # Pixels outside [min, max] metres (sky is 1000 m) carry no depth supervision.
     depth_min_m: float = 0.5
     depth_max_m: float = 120.0
+    # Weight of the "at least depth_max_m" term on pixels labelled farther (0: off).
+    far_weight: float = 0.1
+    # Upsampling of the quarter-resolution prediction to the labels: "inverse" (inverse depth,
+    # what the runtime does) or "depth" (the previous recipe).
+    depth_upsample: str = "inverse"
     weighting: str = "static"  # "static" or "uncertainty"
     # Missing tasks weigh 1.0; set a task to 0 to switch its loss off.
     weights: dict[str, float] = field(
@@ -87,6 +97,11 @@ class LossConfig:
         if not 0.0 < self.depth_min_m < self.depth_max_m:
             raise ValueError("loss.depth_min_m must be > 0 and < loss.depth_max_m "
                              f"(got {self.depth_min_m}, {self.depth_max_m})")
+        if self.far_weight < 0:
+            raise ValueError(f"loss.far_weight must be >= 0, got {self.far_weight}")
+        if self.depth_upsample not in ("inverse", "depth"):
+            raise ValueError("loss.depth_upsample must be 'inverse' or 'depth', got "
+                             f"{self.depth_upsample!r}")
         if self.gradient_scales < 1:
             raise ValueError(f"loss.gradient_scales must be >= 1, got {self.gradient_scales}")
 
@@ -371,8 +386,9 @@ def depth_loss(depth_c: Tensor, targets: FrameTargets, canonical_focal_px: float
                cfg: LossConfig) -> tuple[Tensor, Tensor, Tensor]:
     """SILog and gradient loss of the canonical depth prediction, over frames with depth.
 
-    The prediction ([B, 1, h, w], usually a quarter of the input) is upsampled bilinearly to the
-    label resolution, which is what the runtime does before publishing depth.
+    The prediction ([B, 1, h, w], usually a quarter of the input) is upsampled bilinearly in
+    inverse depth to the label resolution (``cfg.depth_upsample``), which is what the runtime
+    does before publishing depth.
 
     Returns:
         (silog, gradient, num_frames): means over frames with depth labels and at least one
@@ -387,11 +403,7 @@ def depth_loss(depth_c: Tensor, targets: FrameTargets, canonical_focal_px: float
     if not bool(frames.any()):
         zero = depth_c.sum() * 0.0
         return zero, zero.clone(), torch.zeros((), device=depth_c.device)
-    pred = depth_c.float()
-    if pred.shape[-2:] != depth_m.shape[-2:]:
-        pred = F.interpolate(pred, size=depth_m.shape[-2:], mode="bilinear",
-                             align_corners=False)
-    pred = pred[:, 0]
+    pred = upsample_prediction(depth_c, depth_m.shape[-2:], cfg.depth_upsample)
     target_c = canonical_depth_target(depth_m, targets.focal_px.to(depth_m.device),
                                       canonical_focal_px)
     silog = silog_loss(pred, target_c, mask, cfg.silog_lambda, cfg.silog_scale)
@@ -399,6 +411,43 @@ def depth_loss(depth_c: Tensor, targets: FrameTargets, canonical_focal_px: float
     num = frames.sum()
     weight = frames.to(silog.dtype)
     return (silog * weight).sum() / num, (grad * weight).sum() / num, num
+
+
+def upsample_prediction(depth_c: Tensor, size: tuple[int, int] | torch.Size,
+                        mode: str = "inverse") -> Tensor:
+    """[B, 1, h, w] canonical depth -> [B, H, W], bilinear in inverse depth (or in depth)."""
+    pred = depth_c.float()
+    if pred.shape[-2:] != tuple(size):
+        if mode == "inverse":
+            pred = 1.0 / F.interpolate(1.0 / pred, size=tuple(size), mode="bilinear",
+                                       align_corners=False)
+        else:
+            pred = F.interpolate(pred, size=tuple(size), mode="bilinear", align_corners=False)
+    return pred[:, 0]
+
+
+def far_depth_loss(depth_c: Tensor, targets: FrameTargets, canonical_focal_px: float,
+                   cfg: LossConfig) -> Tensor:
+    """Mean over frames with far pixels of ``relu(log(depth_max_m) - log(pred))`` on them.
+
+    Far pixels are finite labels beyond ``depth_max_m`` (the synthetic sky is 1000 m); the
+    prediction only has to reach ``depth_max_m`` there, no particular value. Zero (with a
+    graph) when no frame has far pixels or ``far_weight`` is 0.
+    """
+    depth_m = targets.depth_m.to(depth_c.device).float()
+    if depth_m.dim() == 4:
+        depth_m = depth_m[:, 0]
+    far = torch.isfinite(depth_m) & (depth_m > cfg.depth_max_m)
+    far &= targets.has_depth.to(far.device).view(-1, 1, 1)
+    frames = far.flatten(1).any(dim=1)
+    if cfg.far_weight == 0 or not bool(frames.any()):
+        return depth_c.sum() * 0.0
+    pred = upsample_prediction(depth_c, depth_m.shape[-2:], cfg.depth_upsample)
+    limit_c = canonical_depth_target(torch.full_like(depth_m, cfg.depth_max_m),
+                                     targets.focal_px.to(depth_m.device), canonical_focal_px)
+    short = F.relu(torch.log(limit_c) - torch.log(pred.clamp(min=1e-6)))
+    per_frame = (short * far).flatten(1).sum(1) / far.flatten(1).sum(1).clamp(min=1)
+    return per_frame[frames].mean()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -435,12 +484,14 @@ class DepthSSDLoss(nn.Module):
 
         Returns:
             (total, terms) where terms has ``cls``, ``box``, ``depth`` (= silog + gradient
-            weight * gradient), ``silog``, ``depth_grad``, ``num_pos`` and ``total``.
+            weight * gradient + far weight * far), ``silog``, ``depth_grad``, ``depth_far``,
+            ``num_pos`` and ``total``.
         """
         cls_l, box_l, num_pos = detection_loss(cls_logits, box_regression, anchors, targets,
                                                self.cfg, level_sizes, anchors_per_location)
         silog, grad, num_depth = depth_loss(depth_c, targets, self.canonical_focal_px, self.cfg)
-        depth_l = silog + self.cfg.gradient_weight * grad
+        far = far_depth_loss(depth_c, targets, self.canonical_focal_px, self.cfg)
+        depth_l = silog + self.cfg.gradient_weight * grad + self.cfg.far_weight * far
         values = {"cls": cls_l, "box": box_l, "depth": depth_l}
         present = {"cls": bool(targets.has_boxes.any()), "box": bool(targets.has_boxes.any()),
                    "depth": bool(num_depth > 0)}
@@ -458,6 +509,6 @@ class DepthSSDLoss(nn.Module):
                     s = self.log_vars[i]
                     total = total + self.cfg.weights.get(t, 1.0) * (torch.exp(-s) * values[t] + s)
         terms = {k: v.detach() for k, v in values.items()}
-        terms.update(silog=silog.detach(), depth_grad=grad.detach(),
+        terms.update(silog=silog.detach(), depth_grad=grad.detach(), depth_far=far.detach(),
                      num_pos=num_pos.detach().float(), total=total.detach())
         return total, terms

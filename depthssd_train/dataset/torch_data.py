@@ -313,7 +313,8 @@ class SyntheticClipGroups(Dataset):
         t = self.clip_length
         for k in range(self.sequences_per_group):
             index = self._sequence_index(group * self.sequences_per_group + k)
-            frames = [sample_from_frame(frame_from_synth(f)) for f in
+            # The world's sky (1000 m) stays a valid label here: the loss teaches "far" on it.
+            frames = [sample_from_frame(frame_from_synth(f), max_depth_m=math.inf) for f in
                       self._world.sequence(f"{self.prefix}{index:05d}", self.frames)]
             for _ in range(self.frames // t):
                 start = int(rng.integers(0, self.frames - t + 1))

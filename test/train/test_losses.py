@@ -16,10 +16,12 @@ from depthssd_train.losses import (
     canonical_depth_target,
     depth_loss,
     detection_loss,
+    far_depth_loss,
     gradient_matching_loss,
     hard_negative_mask,
     match_anchors,
     silog_loss,
+    upsample_prediction,
 )
 
 # Four anchors: two 10x10 squares, one far away, one overlapping the first square by a third.
@@ -269,3 +271,30 @@ def test_uncertainty_weighting_gradient():
 def test_bad_loss_config_names_the_key(kwargs, word):
     with pytest.raises(ValueError, match=word):
         LossConfig(**kwargs).validate()
+
+
+def test_inverse_upsampling_is_exact_on_a_road_and_the_sky_is_taught_far():
+    """A level road has inverse depth linear in the row: upsampling a 4x coarser prediction in
+    inverse depth reproduces it exactly, in metres it does not. Pixels labelled beyond
+    depth_max_m (the sky) cost ``relu(log(max) - log(pred))`` and nothing once far enough."""
+    rows = torch.arange(16, dtype=torch.float64) + 0.5
+    inverse = (rows + 2.0) / (1.6 * 100.0)  # (v - cy) / (h * f) with the horizon above row 0
+    fine = (1.0 / inverse).view(1, 1, 16, 1).expand(1, 1, 16, 8).float()
+    coarse_rows = torch.arange(4, dtype=torch.float64) * 4 + 2.0
+    coarse = (1.6 * 100.0 / (coarse_rows + 2.0)).view(1, 1, 4, 1).expand(1, 1, 4, 2).float()
+    exact = upsample_prediction(coarse, (16, 8), "inverse")
+    interior = slice(2, 14)  # half a coarse cell from the border the interpolation clamps
+    torch.testing.assert_close(exact[0, interior], fine[0, 0, interior], rtol=1e-5, atol=0)
+    metres = upsample_prediction(coarse, (16, 8), "depth")
+    assert float((metres[0, interior] / fine[0, 0, interior] - 1).abs().max()) > 0.02
+    cfg = LossConfig(depth_max_m=100.0)
+    depth = torch.full((1, 4, 4), 10.0)
+    depth[0, :2] = 1000.0  # sky in the two top rows
+    t = _targets([[]], [[]], depth=depth, focal=torch.tensor([1000.0]))
+    near_sky = torch.full((1, 1, 4, 4), 10.0, requires_grad=True)
+    far = far_depth_loss(near_sky, t, 1000.0, cfg)
+    assert far.item() == pytest.approx(math.log(100.0 / 10.0), rel=1e-5)
+    far.backward()
+    assert near_sky.grad[0, 0, :2].abs().sum() > 0 and near_sky.grad[0, 0, 2:].abs().sum() == 0
+    assert far_depth_loss(torch.full((1, 1, 4, 4), 150.0), t, 1000.0, cfg).item() == 0.0
+    assert far_depth_loss(near_sky, t, 1000.0, LossConfig(far_weight=0.0)).item() == 0.0
