@@ -274,3 +274,22 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
     np.testing.assert_array_equal(r0, r1)
     np.testing.assert_array_equal(r0, saved)
     assert math.isfinite(float(np.abs(r0).sum()))
+
+
+def test_ranks_get_disjoint_groups_through_the_distributed_sampler():
+    """Two ranks of one stage see different sequences; each rank's stream restarted at a step
+    continues with exactly the batch it would have had."""
+    from depthssd_train.train_data import DistInfo, build_loader
+
+    cfg = load_config("config/train/smoke.yaml", tiny_overrides(
+        "unused", steps=4, extra=["data.synth_sequences=8", "data.sequences_per_group=1"]))
+    model_cfg = cfg.model.build_config()
+    seqs = []
+    for rank in (0, 1):
+        loader = build_loader(cfg, 0, model_cfg, DistInfo(rank, 2))
+        seqs.append({next(loader)[0]["sequence"][0] for _ in range(2)})
+    assert not seqs[0] & seqs[1]
+    full = build_loader(cfg, 0, model_cfg, DistInfo(1, 2))
+    batches = [next(full) for _ in range(3)]
+    resumed = next(build_loader(cfg, 0, model_cfg, DistInfo(1, 2), start_step=2))
+    torch.testing.assert_close(resumed[1]["image"], batches[2][1]["image"], rtol=0, atol=0)
