@@ -11,7 +11,8 @@ so a 512x288 input is inside what it learned), each export is evaluated on the s
 the runtime (``depthssd-eval``'s code, memory on, no ablation) and timed on ONNX Runtime,
 the sizes interleaved frame by frame so the load of a shared machine hits all alike. Prints a
 table and the JSON; the rule is the issue's: the full 640x360 unless a smaller input keeps the
-pedestrian AP (within ``--tolerance``).
+pedestrian AP (within ``--tolerance``), decided only once the full input's pedestrian AP
+reaches ``--min-ap`` (a model that finds no pedestrian at any input decides nothing).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tolerance", type=float, default=0.01,
                         help="pedestrian AP a smaller input may lose and still be chosen")
+    parser.add_argument("--min-ap", type=float, default=0.05,
+                        help="pedestrian AP the full input must reach for a decision")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     model = load_model(args.model)
@@ -93,9 +96,11 @@ def main(argv: list[str] | None = None) -> int:
                           "depth_abs_rel": metrics["depth"]["abs_rel"]}
     full = args.sizes[0]
     best = full
-    for text in args.sizes[1:]:
-        ped, ped_full = rows[text]["pedestrian_ap50"], rows[full]["pedestrian_ap50"]
-        if ped is not None and ped_full is not None and ped >= ped_full - args.tolerance:
+    ped_full = rows[full]["pedestrian_ap50"]
+    decidable = ped_full is not None and ped_full >= args.min_ap
+    for text in args.sizes[1:] if decidable else []:
+        ped = rows[text]["pedestrian_ap50"]
+        if ped is not None and ped >= ped_full - args.tolerance:
             best = text
     print(f"| input | network ms (ORT, {args.threads} threads, median) | near AP@.5 | car | "
           "pedestrian | depth AbsRel |")
@@ -104,9 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {text} | {r['network_ms']:.2f} | {r['near_map50']:.3f} | "
               f"{r['car_ap50'] or 0:.3f} | {r['pedestrian_ap50'] or 0:.3f} | "
               f"{r['depth_abs_rel']:.3f} |")
-    print(f"input_size: chosen {best} (smallest that keeps the pedestrian AP within "
-          f"{args.tolerance} of {full})")
-    result = {"model": str(args.model), "data": str(args.data), "rows": rows, "chosen": best}
+    if decidable:
+        print(f"input_size: chosen {best} (smallest that keeps the pedestrian AP within "
+              f"{args.tolerance} of {full})")
+    else:
+        print(f"input_size: undecided, the pedestrian AP at {full} is below --min-ap "
+              f"{args.min_ap} (too little to compare); keeping {full}")
+    result = {"model": str(args.model), "data": str(args.data), "rows": rows, "chosen": best,
+              "decided": decidable}
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
     return 0
