@@ -19,6 +19,7 @@ from depthssd_core.classes import NUM_CLASSES
 _TUPLE_FIELDS = ("anchor_aspect_ratios", "mean", "std")
 
 ANCHOR_SPACINGS = ("linear", "geometric")
+ANCHOR_CENTRES = ("spread", "stride")
 BACKBONES = ("mobilenetv4_conv_small", "mobilenetv4_conv_medium", "mobilenetv4_hybrid_medium")
 #: True metric depth (metres) that carries depth supervision in training (the loss's default
 #: ``depth_min_m``/``depth_max_m``). The runtime publishes NaN outside it by default: the head
@@ -57,6 +58,12 @@ class ModelConfig:
             or ``geometric`` (a constant factor per level, which keeps small objects from
             falling between the two finest levels).
         anchor_clip: Clip anchor width/height to the image size (torchvision's ``clip``).
+        anchor_centres: Where a level's anchor centres sit: ``spread`` spreads the cells evenly
+            over the input (torchvision; the spacing is ``size / cells``, e.g. 15.65 px for 23
+            rows of a 360-px input at stride 16) or ``stride`` puts cell j at
+            ``(j + 0.5) * stride``, where its receptive field is whatever the input size. Only
+            ``stride`` gives a crop the anchors the full input has at the same place, which
+            native-scale crop training needs.
         depth_dim: Channels of the stride-4 depth decoder.
         canonical_focal_px: Focal length of the canonical camera the depth head predicts for.
         min_depth_m: Smallest canonical depth ``depth_c`` the head can output (metres).
@@ -88,6 +95,7 @@ class ModelConfig:
     anchor_max_ratio: float = 0.95
     anchor_spacing: str = "linear"
     anchor_clip: bool = True
+    anchor_centres: str = "spread"
     depth_dim: int = 32
     canonical_focal_px: float = 1000.0
     min_depth_m: float = 0.5
@@ -156,6 +164,9 @@ class ModelConfig:
         if self.anchor_spacing not in ANCHOR_SPACINGS:
             raise ValueError(f"anchor_spacing: must be one of {', '.join(ANCHOR_SPACINGS)}, "
                              f"got {self.anchor_spacing!r}")
+        if self.anchor_centres not in ANCHOR_CENTRES:
+            raise ValueError(f"anchor_centres: must be one of {', '.join(ANCHOR_CENTRES)}, "
+                             f"got {self.anchor_centres!r}")
         if any(int(r) != r or r < 1 for r in self.anchor_aspect_ratios):
             raise ValueError(
                 f"anchor_aspect_ratios: need integers >= 1, got {self.anchor_aspect_ratios}"

@@ -48,6 +48,7 @@ ANCHOR_CONFIG_KEYS: dict[str, str] = {
     "max_ratio": "anchor_max_ratio",
     "spacing": "anchor_spacing",
     "clip": "anchor_clip",
+    "centres": "anchor_centres",
 }
 #: ``format`` of an ONNX model sidecar.
 ONNX_SIDECAR_FORMAT = "depthssd-onnx/1"

@@ -199,6 +199,19 @@ class _StageClock:
                 for name, value in {**self._laps, "total": self._last - self._start}.items()}
 
 
+def upsample_depth(depth_m: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear upsampling of a depth map in inverse depth (the training loss does the same).
+
+    The road's inverse depth is linear in the image row (``1/Z = (v - cy) / (h * fy)`` for a
+    level camera), so interpolating 1/Z is exact on it where interpolating Z overshoots near
+    the horizon, and a far (sky) sample does not drag its neighbours to hundreds of metres.
+    With the true depth sampled on the stride-4 grid of a 640x360 input this halves the AbsRel
+    of the upsampled map (0.065 -> 0.037 on the validation world, ``tools/depth_diagnosis``).
+    """
+    inverse = cv2.resize(1.0 / depth_m, (width, height), interpolation=cv2.INTER_LINEAR)
+    return (1.0 / inverse).astype(np.float32)
+
+
 def focal_for_depth(intrinsics: CameraIntrinsics) -> float:
     """Focal length (px) used for the canonical-depth rescaling: ``sqrt(fx * fy)``.
 
@@ -247,13 +260,14 @@ def metric_depth(depth_c: np.ndarray, focal_ratio: float, input_hw: tuple[int, i
     Returns:
         (depth at the input resolution, depth at the frame resolution), float32 metres; the
         same array twice when the sizes agree. Both are bilinear upsamplings of the
-        low-resolution map (the frame's is not a resampling of the input's).
+        low-resolution map in inverse depth (:func:`upsample_depth`; the frame's is not a
+        resampling of the input's).
     """
     depth_low = depth_c * np.float32(focal_ratio)
     sizes = [input_hw] if tuple(frame_hw) == tuple(input_hw) else [input_hw, frame_hw]
     out = []
     for height, width in sizes:
-        depth = cv2.resize(depth_low, (width, height), interpolation=cv2.INTER_LINEAR)
+        depth = upsample_depth(depth_low, width, height)
         np.copyto(depth, np.float32(np.nan), where=(depth < min_depth_m) | (depth > max_depth_m))
         out.append(depth)
     return out[0], out[-1]

@@ -2,17 +2,28 @@
 
 - Detection: the SSD recipe (Liu et al. 2016, as in torchvision's SSDLite). Anchors are matched
   to ground truth with torchvision's ``SSDMatcher`` (IoU >= 0.5, plus the best anchor of every
-  box), classification is cross-entropy over positives and the hardest negatives (3 per
-  positive), localisation is smooth-L1 on ``BoxCoder(10, 10, 5, 5)`` offsets or GIoU on decoded
-  boxes; both are divided by the number of positives.
+  box) or, with ``matcher: atss``, by adaptive training sample selection (Zhang et al. 2020,
+  "Bridging the Gap Between Anchor-based and Anchor-free Detection"): per box, the anchors of
+  the ``atss_topk`` cells nearest its centre on every level are candidates, and those whose IoU
+  reaches the mean + standard deviation of the candidates' IoUs (and whose centre lies in the
+  box) are positives, so a small box whose best IoU is 0.3 still gets several.
+  Classification is cross-entropy over positives and the hardest negatives (3 per positive),
+  localisation is smooth-L1 on ``BoxCoder(10, 10, 5, 5)`` offsets or GIoU on decoded boxes;
+  both are divided by the number of positives.
 - Depth: SILog (Eigen et al. 2014) on canonical depth plus a scale-invariant gradient-matching
   term that keeps the depth edges of the ground truth. The target in the canonical camera is
   ``depth_m * canonical_focal_px / focal_px`` with ``focal_px`` the focal length of the image
   actually fed to the network. ``log(1/d) - log(1/d*) = -(log d - log d*)``, so SILog on inverse
   depth and on depth are the same number; we compute it on depth.
+- The prediction (a quarter of the input) is upsampled to the labels in inverse depth, as the
+  runtime publishes it: inverse depth is linear along the road, so this is exact there.
+- Far pixels (labelled beyond ``depth_max_m``, such as the sky at 1000 m) carry a one-sided
+  term ``far_weight * relu(log(depth_max_m) - log(pred))``: without it the sky is unsupervised,
+  comes out as anything (often a few metres) and bleeds into the pixels around it.
 - Asymmetric labels: a frame without boxes adds no detection loss, a frame without depth no depth
   loss; a term with no labelled frame in the batch is left out (zero gradient for its head).
-- Multi-task weighting: normalised static weights or learned homoscedastic uncertainty
+- Multi-task weighting: static weights normalised by their fixed sum (so a task's weight does
+  not change with which labels a batch happens to carry) or learned homoscedastic uncertainty
   (Kendall et al. 2018), chosen by :class:`LossConfig`.
 """
 
@@ -37,7 +48,9 @@ TASKS = ("cls", "box", "depth")
 class LossConfig:
     """Settings of :class:`DepthSSDLoss` (the ``loss`` section of a training config)."""
 
+    matcher: str = "iou"  # "iou" (SSD: IoU >= iou_threshold + best anchor) or "atss"
     iou_threshold: float = 0.5
+    atss_topk: int = 9  # candidate cells per level and box for the ATSS matcher
     neg_pos_ratio: float = 3.0
     # Frames whose boxes match no anchor still teach background with this many negatives.
     min_negatives_per_image: int = 8
@@ -49,6 +62,11 @@ class LossConfig:
     # Pixels outside [min, max] metres (sky is 1000 m) carry no depth supervision.
     depth_min_m: float = SUPERVISED_DEPTH_RANGE_M[0]
     depth_max_m: float = SUPERVISED_DEPTH_RANGE_M[1]
+    # Weight of the "at least depth_max_m" term on pixels labelled farther (0: off).
+    far_weight: float = 0.1
+    # Upsampling of the quarter-resolution prediction to the labels: "inverse" (inverse depth,
+    # what the runtime does) or "depth" (the previous recipe).
+    depth_upsample: str = "inverse"
     weighting: str = "static"  # "static" or "uncertainty"
     # Missing tasks weigh 1.0; set a task to 0 to switch its loss off.
     weights: dict[str, float] = field(
@@ -56,6 +74,10 @@ class LossConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first setting that cannot work."""
+        if self.matcher not in ("iou", "atss"):
+            raise ValueError(f"loss.matcher must be 'iou' or 'atss', got {self.matcher!r}")
+        if self.atss_topk < 1:
+            raise ValueError(f"loss.atss_topk must be >= 1, got {self.atss_topk}")
         if self.box_loss not in ("smooth_l1", "giou"):
             raise ValueError(f"loss.box_loss must be 'smooth_l1' or 'giou', got {self.box_loss!r}")
         if self.weighting not in ("static", "uncertainty"):
@@ -77,6 +99,11 @@ class LossConfig:
         if not 0.0 < self.depth_min_m < self.depth_max_m:
             raise ValueError("loss.depth_min_m must be > 0 and < loss.depth_max_m "
                              f"(got {self.depth_min_m}, {self.depth_max_m})")
+        if self.far_weight < 0:
+            raise ValueError(f"loss.far_weight must be >= 0, got {self.far_weight}")
+        if self.depth_upsample not in ("inverse", "depth"):
+            raise ValueError("loss.depth_upsample must be 'inverse' or 'depth', got "
+                             f"{self.depth_upsample!r}")
         if self.gradient_scales < 1:
             raise ValueError(f"loss.gradient_scales must be >= 1, got {self.gradient_scales}")
 
@@ -125,6 +152,61 @@ def match_anchors(anchors: Tensor, gt_boxes: Tensor, iou_threshold: float = 0.5)
     return matches.clamp(min=-1)
 
 
+def atss_match(anchors: Tensor, gt_boxes: Tensor, level_sizes: list[int],
+               anchors_per_location: int, topk: int = 9) -> Tensor:
+    """ATSS assignment: index of the ground-truth box of each anchor, or -1 for background.
+
+    Args:
+        anchors: [A, 4] xyxy pixels, level by level (finest first), ``anchors_per_location``
+            consecutive boxes sharing each cell centre.
+        gt_boxes: [N, 4] xyxy pixels.
+        level_sizes: anchors per level (sums to A).
+        anchors_per_location: boxes per cell.
+        topk: candidate cells per level and box (the cells whose centres are nearest the box
+            centre); all their anchors are candidates.
+
+    Returns:
+        int64 [A]. A box whose candidates all fail (none inside, e.g. a 2-px box) still gets
+        its best-IoU anchor, as the SSD matcher guarantees, so no object goes unlearned.
+    """
+    num_anchors = anchors.shape[0]
+    if gt_boxes.numel() == 0:
+        return torch.full((num_anchors,), -1, dtype=torch.int64, device=anchors.device)
+    iou = box_iou(gt_boxes, anchors)  # [N, A]
+    gt_centre = (gt_boxes[:, :2] + gt_boxes[:, 2:]) / 2
+    anchor_centre = (anchors[:, :2] + anchors[:, 2:]) / 2
+    distance = torch.cdist(gt_centre, anchor_centre)  # [N, A]
+    candidates = torch.zeros_like(iou, dtype=torch.bool)
+    start = 0
+    for size in level_sizes:
+        k = min(topk * anchors_per_location, size)
+        nearest = distance[:, start:start + size].topk(k, dim=1, largest=False).indices
+        candidates[:, start:start + size].scatter_(1, nearest, True)
+        start += size
+    cand_iou = torch.where(candidates, iou, torch.zeros_like(iou))
+    count = candidates.sum(dim=1, keepdim=True).clamp(min=1)
+    mean = cand_iou.sum(dim=1, keepdim=True) / count
+    var = (torch.where(candidates, (iou - mean) ** 2, torch.zeros_like(iou)).sum(dim=1,
+                                                                                 keepdim=True)
+           / (count - 1).clamp(min=1))
+    threshold = mean + var.sqrt()
+    inside = ((anchor_centre[None, :, 0] > gt_boxes[:, None, 0])
+              & (anchor_centre[None, :, 0] < gt_boxes[:, None, 2])
+              & (anchor_centre[None, :, 1] > gt_boxes[:, None, 1])
+              & (anchor_centre[None, :, 1] < gt_boxes[:, None, 3]))
+    positive = candidates & (iou >= threshold) & inside & (iou > 0)
+    # An anchor positive for several boxes goes to the one it overlaps most.
+    score = torch.where(positive, iou, torch.full_like(iou, -1.0))
+    best_score, best_gt = score.max(dim=0)
+    matches = torch.where(best_score >= 0, best_gt, torch.full_like(best_gt, -1))
+    # Boxes left without an anchor take their best one (as SSDMatcher's forced match).
+    has_anchor = torch.zeros(gt_boxes.shape[0], dtype=torch.bool, device=anchors.device)
+    has_anchor[matches[matches >= 0]] = True
+    for g in torch.nonzero(~has_anchor).flatten().tolist():
+        matches[int(iou[g].argmax())] = g
+    return matches
+
+
 def hard_negative_mask(neg_loss: Tensor, num_negatives: Tensor) -> Tensor:
     """Boolean mask [B, A] picking, per row, the ``num_negatives[b]`` largest losses.
 
@@ -139,7 +221,9 @@ def hard_negative_mask(neg_loss: Tensor, num_negatives: Tensor) -> Tensor:
 
 
 def detection_loss(cls_logits: Tensor, box_regression: Tensor, anchors: Tensor,
-                   targets: FrameTargets, cfg: LossConfig) -> tuple[Tensor, Tensor, Tensor]:
+                   targets: FrameTargets, cfg: LossConfig,
+                   level_sizes: list[int] | None = None, anchors_per_location: int = 1
+                   ) -> tuple[Tensor, Tensor, Tensor]:
     """SSD classification and box losses of a batch, both divided by the number of positives.
 
     Args:
@@ -148,6 +232,8 @@ def detection_loss(cls_logits: Tensor, box_regression: Tensor, anchors: Tensor,
         anchors: [A, 4] xyxy pixels.
         targets: labels; only frames with ``has_boxes`` count.
         cfg: loss settings.
+        level_sizes: anchors per detection level (needed by the ATSS matcher).
+        anchors_per_location: boxes per cell (ATSS matcher).
 
     Returns:
         (cls_loss, box_loss, num_positives). Both losses are 0-dim tensors with a graph; they
@@ -170,7 +256,13 @@ def detection_loss(cls_logits: Tensor, box_regression: Tensor, anchors: Tensor,
     for row, b in enumerate(labelled):
         gt_boxes = targets.boxes[b].to(anchors)
         gt_labels = targets.labels[b].to(logits.device)
-        matches = match_anchors(anchors, gt_boxes, cfg.iou_threshold)
+        if cfg.matcher == "atss":
+            if level_sizes is None:
+                raise ValueError("the ATSS matcher needs the anchors per level")
+            matches = atss_match(anchors, gt_boxes, level_sizes, anchors_per_location,
+                                 cfg.atss_topk)
+        else:
+            matches = match_anchors(anchors, gt_boxes, cfg.iou_threshold)
         positive = matches >= 0
         if not bool(positive.any()):
             continue
@@ -296,8 +388,9 @@ def depth_loss(depth_c: Tensor, targets: FrameTargets, canonical_focal_px: float
                cfg: LossConfig) -> tuple[Tensor, Tensor, Tensor]:
     """SILog and gradient loss of the canonical depth prediction, over frames with depth.
 
-    The prediction ([B, 1, h, w], usually a quarter of the input) is upsampled bilinearly to the
-    label resolution, which is what the runtime does before publishing depth.
+    The prediction ([B, 1, h, w], usually a quarter of the input) is upsampled bilinearly in
+    inverse depth to the label resolution (``cfg.depth_upsample``), which is what the runtime
+    does before publishing depth.
 
     Returns:
         (silog, gradient, num_frames): means over frames with depth labels and at least one
@@ -312,11 +405,7 @@ def depth_loss(depth_c: Tensor, targets: FrameTargets, canonical_focal_px: float
     if not bool(frames.any()):
         zero = depth_c.sum() * 0.0
         return zero, zero.clone(), torch.zeros((), device=depth_c.device)
-    pred = depth_c.float()
-    if pred.shape[-2:] != depth_m.shape[-2:]:
-        pred = F.interpolate(pred, size=depth_m.shape[-2:], mode="bilinear",
-                             align_corners=False)
-    pred = pred[:, 0]
+    pred = upsample_prediction(depth_c, depth_m.shape[-2:], cfg.depth_upsample)
     target_c = canonical_depth_target(depth_m, targets.focal_px.to(depth_m.device),
                                       canonical_focal_px)
     silog = silog_loss(pred, target_c, mask, cfg.silog_lambda, cfg.silog_scale)
@@ -326,6 +415,43 @@ def depth_loss(depth_c: Tensor, targets: FrameTargets, canonical_focal_px: float
     return (silog * weight).sum() / num, (grad * weight).sum() / num, num
 
 
+def upsample_prediction(depth_c: Tensor, size: tuple[int, int] | torch.Size,
+                        mode: str = "inverse") -> Tensor:
+    """[B, 1, h, w] canonical depth -> [B, H, W], bilinear in inverse depth (or in depth)."""
+    pred = depth_c.float()
+    if pred.shape[-2:] != tuple(size):
+        if mode == "inverse":
+            pred = 1.0 / F.interpolate(1.0 / pred, size=tuple(size), mode="bilinear",
+                                       align_corners=False)
+        else:
+            pred = F.interpolate(pred, size=tuple(size), mode="bilinear", align_corners=False)
+    return pred[:, 0]
+
+
+def far_depth_loss(depth_c: Tensor, targets: FrameTargets, canonical_focal_px: float,
+                   cfg: LossConfig) -> Tensor:
+    """Mean over frames with far pixels of ``relu(log(depth_max_m) - log(pred))`` on them.
+
+    Far pixels are finite labels beyond ``depth_max_m`` (the synthetic sky is 1000 m); the
+    prediction only has to reach ``depth_max_m`` there, no particular value. Zero (with a
+    graph) when no frame has far pixels or ``far_weight`` is 0.
+    """
+    depth_m = targets.depth_m.to(depth_c.device).float()
+    if depth_m.dim() == 4:
+        depth_m = depth_m[:, 0]
+    far = torch.isfinite(depth_m) & (depth_m > cfg.depth_max_m)
+    far &= targets.has_depth.to(far.device).view(-1, 1, 1)
+    frames = far.flatten(1).any(dim=1)
+    if cfg.far_weight == 0 or not bool(frames.any()):
+        return depth_c.sum() * 0.0
+    pred = upsample_prediction(depth_c, depth_m.shape[-2:], cfg.depth_upsample)
+    limit_c = canonical_depth_target(torch.full_like(depth_m, cfg.depth_max_m),
+                                     targets.focal_px.to(depth_m.device), canonical_focal_px)
+    short = F.relu(torch.log(limit_c) - torch.log(pred.clamp(min=1e-6)))
+    per_frame = (short * far).flatten(1).sum(1) / far.flatten(1).sum(1).clamp(min=1)
+    return per_frame[frames].mean()
+
+
 # ------------------------------------------------------------------------------------------------
 # Combination
 # ------------------------------------------------------------------------------------------------
@@ -333,8 +459,9 @@ def depth_loss(depth_c: Tensor, targets: FrameTargets, canonical_focal_px: float
 class DepthSSDLoss(nn.Module):
     """All training losses of DepthSSD and their weighting.
 
-    With ``weighting="static"`` the total is ``sum_k w_k L_k / sum_k w_k`` over the tasks that
-    have labels in the batch (normalised, so a batch without depth labels keeps the same scale).
+    With ``weighting="static"`` the total is ``sum_k w_k L_k / sum_k w_k``: the sum runs over the
+    tasks that have labels in the batch, the normaliser over all tasks, so a task's weight is
+    the same in every batch whatever labels the batch carries.
     With ``"uncertainty"`` each task k has a learned ``s_k = log sigma_k^2`` and adds
     ``w_k * (exp(-s_k) L_k + s_k)``; ``s_k`` of a task without labels in the batch gets no
     gradient, otherwise it would run to -inf.
@@ -351,26 +478,32 @@ class DepthSSDLoss(nn.Module):
             self.register_parameter("log_vars", None)
 
     def forward(self, cls_logits: Tensor, box_regression: Tensor, depth_c: Tensor,
-                anchors: Tensor, targets: FrameTargets) -> tuple[Tensor, dict[str, Tensor]]:
+                anchors: Tensor, targets: FrameTargets, level_sizes: list[int] | None = None,
+                anchors_per_location: int = 1) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss and its detached terms for one batch of frames.
+
+        ``level_sizes`` and ``anchors_per_location`` describe the anchors for the ATSS matcher.
 
         Returns:
             (total, terms) where terms has ``cls``, ``box``, ``depth`` (= silog + gradient
-            weight * gradient), ``silog``, ``depth_grad``, ``num_pos`` and ``total``.
+            weight * gradient + far weight * far), ``silog``, ``depth_grad``, ``depth_far``,
+            ``num_pos`` and ``total``.
         """
         cls_l, box_l, num_pos = detection_loss(cls_logits, box_regression, anchors, targets,
-                                               self.cfg)
+                                               self.cfg, level_sizes, anchors_per_location)
         silog, grad, num_depth = depth_loss(depth_c, targets, self.canonical_focal_px, self.cfg)
-        depth_l = silog + self.cfg.gradient_weight * grad
+        far = far_depth_loss(depth_c, targets, self.canonical_focal_px, self.cfg)
+        depth_l = silog + self.cfg.gradient_weight * grad + self.cfg.far_weight * far
         values = {"cls": cls_l, "box": box_l, "depth": depth_l}
         present = {"cls": bool(targets.has_boxes.any()), "box": bool(targets.has_boxes.any()),
                    "depth": bool(num_depth > 0)}
         total = (cls_l + box_l + depth_l) * 0.0  # keeps every head in the graph
         if self.log_vars is None:
-            active = [t for t in TASKS if present[t]]
-            norm = sum(self.cfg.weights.get(t, 1.0) for t in active)
-            for t in active:
-                if norm > 0:
+            # A fixed normaliser: dividing by the weights of the tasks present would raise the
+            # detection weight from 1/3 to 1/2 in a batch without depth labels.
+            norm = sum(self.cfg.weights.get(t, 1.0) for t in TASKS)
+            for t in TASKS:
+                if present[t]:
                     total = total + self.cfg.weights.get(t, 1.0) / norm * values[t]
         else:
             for i, t in enumerate(TASKS):
@@ -378,6 +511,6 @@ class DepthSSDLoss(nn.Module):
                     s = self.log_vars[i]
                     total = total + self.cfg.weights.get(t, 1.0) * (torch.exp(-s) * values[t] + s)
         terms = {k: v.detach() for k, v in values.items()}
-        terms.update(silog=silog.detach(), depth_grad=grad.detach(),
+        terms.update(silog=silog.detach(), depth_grad=grad.detach(), depth_far=far.detach(),
                      num_pos=num_pos.detach().float(), total=total.detach())
         return total, terms

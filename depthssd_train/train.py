@@ -1,81 +1,68 @@
-"""Training loop of DepthSSD: clips with the memory carried through, AdamW, DDP, checkpoints.
+"""Training loop of DepthSSD: clips with the memory carried through, AdamW, EMA, DDP.
 
 One optimizer step takes a batch of B clips of T consecutive frames. The memory state starts
 from ``model.initial_state`` at the clip start, is carried from frame to frame with its graph
-(truncated back-propagation through the clip), and is occasionally reset mid-clip (the
-initial state is fed instead) so the network also learns to work right after a reset. Clips
-start at random frames of their sequence.
+(truncated back-propagation through the clip), and is occasionally reset mid-clip (the initial
+state is fed instead) so the network also learns to work right after a reset.
 
-Data come from a dataset folder (``ClipDataset``) or are rendered on the fly by the synthetic
-world. Several processes train together when started by ``torchrun`` (``WORLD_SIZE``/``RANK``
-in the environment): DDP over NCCL on GPUs, gloo on CPU.
+A stage smaller than the model's input trains on native-scale crops (``train_data``): the
+network is built for the full input (its HoPE pairs follow ``ModelConfig.input_*``) and the
+crop's anchors are sized against the full input, so a crop sees the anchors and apparent sizes
+the full input will have. Data come from ``train_data``, checkpoints go through
+``train_checkpoint``, ``precision: auto`` is settled by ``train_precision``. Several processes
+train together when started by ``torchrun`` (DDP over NCCL on GPUs, gloo on CPU).
 
-A run directory holds ``config.yaml`` (the resolved config), ``last.safetensors`` (the model,
-loadable by ``depthssd_core.checkpoint.load_model``), ``optimizer.safetensors`` (AdamW moments,
-loss weights, scheduler and RNG state; safetensors, no pickle) and ``tb/`` (TensorBoard). A loss
-term that is not finite or exceeds ``max_loss`` stops the run with a diagnosis
-(:class:`TrainingDivergedError`), leaving the last good checkpoint untouched.
+Every step logs its data-wait share (time blocked on the loader over the step's wall time). A
+loss term that is not finite or exceeds ``max_loss`` stops the run with a diagnosis
+(:class:`TrainingDivergedError`), leaving the last good checkpoint untouched. A run may stop
+early (``stop_after_minutes``, or Ctrl-C) with a checkpoint at the step reached; ``--resume``
+continues it exactly as if it had not stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
+from timm.utils import ModelEmaV3
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
 from depthssd_core.config import ModelConfig
 from depthssd_core.model import build_model
-from depthssd_train.dataset.augment import Compose, Resize, default_train_transform
-from depthssd_train.dataset.format import frame_from_synth
-from depthssd_train.dataset.torch_data import (
-    ClipDataset,
-    collate_clips,
-    sample_from_frame,
-    to_tensors,
-)
+from depthssd_core.model.anchors import anchors_per_location, feature_sizes
 from depthssd_train.losses import DepthSSDLoss, FrameTargets
-from depthssd_train.train_config import StageConfig, TrainConfig, load_config, save_config
-
-CHECKPOINT_NAME = "last.safetensors"
-OPTIMIZER_NAME = "optimizer.safetensors"
-CONFIG_NAME = "config.yaml"
+from depthssd_train.train_checkpoint import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    load_train_state,
+    save_snapshot,
+    save_train_state,
+    saved_precision,
+)
+from depthssd_train.train_config import TrainConfig, load_config, save_config
+from depthssd_train.train_data import Batch, DistInfo, build_loader, seeded_resets
+from depthssd_train.train_precision import PrecisionChoice, choose_precision
 
 
 class TrainingDivergedError(RuntimeError):
     """A loss term or the gradient norm went non-finite or exploded; the message says which."""
 
 
-@dataclass
-class DistInfo:
-    """Where this process sits in a (possibly single-process) training job."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        """Whether this process logs and writes checkpoints."""
-        return self.rank == 0
-
-
 # ------------------------------------------------------------------------------------------------
-# Devices, precision, distribution
+# Devices, distribution, seeds
 # ------------------------------------------------------------------------------------------------
 
 def init_distributed(device_pref: str) -> tuple[DistInfo, torch.device]:
@@ -102,22 +89,6 @@ def init_distributed(device_pref: str) -> tuple[DistInfo, torch.device]:
     return DistInfo(rank, world, local), device
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for the run (None = full FP32).
-
-    ``auto`` picks bf16 on GPUs that support it and on CPUs with AMX tiles (where oneDNN runs
-    bf16 convolutions and matmuls several times faster than FP32); elsewhere FP32.
-    """
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    return torch.bfloat16 if amx() else None
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
@@ -125,98 +96,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def process_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and all its children, live or finished."""
+    me = psutil.Process()
+    times = me.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            t = child.cpu_times()
+            total += t.user + t.system
+    return total
+
+
 # ------------------------------------------------------------------------------------------------
-# Data
+# Model + loss as one module (so DDP also synchronises learned loss weights)
 # ------------------------------------------------------------------------------------------------
-
-class RandomClipStream(IterableDataset):
-    """Endless clips from sequences rendered on the fly by the synthetic world.
-
-    Each rank and DataLoader worker renders its own share of the sequence ids
-    ``{prefix}{i:05d}`` for ``i`` in ``0..num_sequences-1`` (world seed ``seed``) in a random
-    order per pass, cuts ``frames_per_sequence // clip_length`` clips at random start frames
-    from each, and yields them through a shuffle buffer so a batch mixes sequences.
-    """
-
-    def __init__(self, *, seed: int, num_sequences: int, frames_per_sequence: int,
-                 clip_length: int, width: int, height: int, fov_deg: float | None,
-                 transform: Any, rank: int = 0, world_size: int = 1, sample_seed: int = 0,
-                 buffer_clips: int = 16, prefix: str = "train") -> None:
-        self.seed, self.num_sequences = seed, num_sequences
-        self.frames, self.clip_length = frames_per_sequence, clip_length
-        self.width, self.height, self.fov_deg = width, height, fov_deg
-        self.transform, self.rank, self.world_size = transform, rank, world_size
-        self.sample_seed, self.buffer_clips, self.prefix = sample_seed, buffer_clips, prefix
-
-    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
-        from depthssd_sim.world import SyntheticWorld  # heavy: import in the worker
-
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        shard = self.rank * workers + worker
-        shards = self.world_size * workers
-        mine = [i for i in range(self.num_sequences) if i % shards == shard]
-        mine = mine or [shard % self.num_sequences]  # more shards than sequences: share some
-        world = SyntheticWorld(seed=self.seed, width=self.width, height=self.height,
-                               fov_deg=self.fov_deg)
-        rng = np.random.default_rng([self.sample_seed, shard])
-        buffer: list[list[dict[str, Any]]] = []
-        while True:
-            for index in rng.permutation(mine):
-                frames = [sample_from_frame(frame_from_synth(f)) for f in
-                          world.sequence(f"{self.prefix}{int(index):05d}", self.frames)]
-                for _ in range(max(1, self.frames // self.clip_length)):
-                    start = int(rng.integers(0, self.frames - self.clip_length + 1))
-                    clip_seed = int(rng.integers(0, 2**62))
-                    # One generator seed per clip: every frame gets the same augmentation.
-                    buffer.append([to_tensors(self.transform(s, np.random.default_rng(clip_seed)))
-                                   for s in frames[start:start + self.clip_length]])
-                while len(buffer) > self.buffer_clips:
-                    yield buffer.pop(int(rng.integers(0, len(buffer))))
-
-
-def _transform(cfg: TrainConfig, stage: StageConfig) -> Any:
-    if cfg.data.augment:
-        return default_train_transform(stage.width, stage.height)
-    return Compose([Resize(stage.width, stage.height)])
-
-
-def build_loader(cfg: TrainConfig, stage: StageConfig, stage_index: int, dinfo: DistInfo,
-                 epoch_seed: int) -> Iterator[list[dict[str, Any]]]:
-    """Endless iterator of clip batches (lists of T batched frames) for one stage."""
-    transform = _transform(cfg, stage)
-    d = cfg.data
-    workers = d.num_workers
-    if d.source == "synthetic":
-        width = d.synth_width or stage.width
-        height = d.synth_height or stage.height
-        dataset = RandomClipStream(
-            seed=d.synth_seed, num_sequences=d.synth_sequences,
-            frames_per_sequence=d.synth_frames_per_sequence, clip_length=stage.clip_length,
-            width=width, height=height, fov_deg=d.fov_deg, transform=transform,
-            rank=dinfo.rank, world_size=dinfo.world_size, buffer_clips=d.shuffle_buffer_clips,
-            sample_seed=cfg.seed * 1000 + stage_index * 100 + epoch_seed)
-        loader = DataLoader(dataset, batch_size=stage.batch_size, num_workers=workers,
-                            collate_fn=collate_clips, persistent_workers=False)
-        yield from loader
-        return
-    dataset = ClipDataset(d.path, d.split, stage.clip_length, stride=1, transform=transform)
-    epoch = 0
-    while True:
-        gen = torch.Generator().manual_seed(cfg.seed * 1000 + stage_index * 100 + epoch_seed
-                                            + epoch)
-        order = torch.randperm(len(dataset), generator=gen).tolist()
-        # Each rank takes every world_size-th clip of the shared permutation.
-        indices = order[dinfo.rank::dinfo.world_size]
-        loader = DataLoader(torch.utils.data.Subset(dataset, indices),
-                            batch_size=stage.batch_size, shuffle=False, drop_last=True,
-                            num_workers=workers, collate_fn=collate_clips)
-        if len(loader) == 0:
-            raise ValueError(f"data.path: {d.path} has fewer than schedule batch_size "
-                             f"({stage.batch_size}) clips of {stage.clip_length} frames")
-        yield from loader
-        epoch += 1
-
 
 def frame_targets(batch: dict[str, Any], device: torch.device) -> FrameTargets:
     """Loss targets of one batched frame (from ``collate_frames``)."""
@@ -233,10 +127,6 @@ def frame_targets(batch: dict[str, Any], device: torch.device) -> FrameTargets:
     )
 
 
-# ------------------------------------------------------------------------------------------------
-# Model + loss as one module (so DDP also synchronises learned loss weights)
-# ------------------------------------------------------------------------------------------------
-
 class ClipTrainer(nn.Module):
     """Runs a clip through the network, carrying the memory, and returns the mean frame loss."""
 
@@ -249,17 +139,22 @@ class ClipTrainer(nn.Module):
         cfg: ModelConfig = model.cfg
         self.register_buffer("mean", torch.tensor(cfg.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.std).view(1, 3, 1, 1), persistent=False)
-        self._anchors: dict[tuple[int, int], Tensor] = {}
+        self._anchors: dict[tuple[int, int], tuple[Tensor, list[int]]] = {}
 
-    def anchors(self, height: int, width: int, device: torch.device) -> Tensor:
-        """Anchors of an input size, cached."""
+    def anchors(self, height: int, width: int, device: torch.device) -> tuple[Tensor, list[int]]:
+        """Anchors of an input (crop) size, sized against the model's full input, and the
+        number of anchors per level; cached."""
         key = (height, width)
         if key not in self._anchors:
-            self._anchors[key] = self.model.anchors(height, width).float().to(device)
+            cfg: ModelConfig = self.model.cfg
+            reference = float(min(cfg.input_height, cfg.input_width))
+            anchors = self.model.anchors(height, width, reference).float().to(device)
+            per_loc = anchors_per_location(cfg)
+            levels = [r * c * per_loc for r, c in feature_sizes(cfg, height, width)]
+            self._anchors[key] = (anchors, levels)
         return self._anchors[key]
 
-    def forward(self, frames: list[dict[str, Any]], resets: Tensor
-                ) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, frames: Batch, resets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Loss of a clip batch.
 
         Args:
@@ -277,6 +172,7 @@ class ClipTrainer(nn.Module):
         mem_m, mem_s = init_m, init_s
         total = torch.zeros((), device=device)
         terms: dict[str, Tensor] = {}
+        per_loc = anchors_per_location(self.model.cfg)
         for t, frame in enumerate(frames):
             if t > 0:
                 r = resets[t].to(device).view(-1, 1, 1, 1)
@@ -287,11 +183,12 @@ class ClipTrainer(nn.Module):
                 image = image.contiguous(memory_format=torch.channels_last)
             cls_logits, box_reg, depth_c, mem_m, mem_s = self.model(image, mem_m, mem_s)
             height, width = image.shape[-2:]
+            anchors, levels = self.anchors(height, width, device)
             # Losses in FP32 even under bf16 autocast: log, sqrt and sums need the range.
             with torch.autocast(device.type, enabled=False):
                 loss, frame_terms = self.loss_fn(
-                    cls_logits.float(), box_reg.float(), depth_c.float(),
-                    self.anchors(height, width, device), frame_targets(frame, device))
+                    cls_logits.float(), box_reg.float(), depth_c.float(), anchors,
+                    frame_targets(frame, device), levels, per_loc)
             total = total + loss
             for k, v in frame_terms.items():
                 terms[k] = terms.get(k, torch.zeros((), device=device)) + v
@@ -300,7 +197,7 @@ class ClipTrainer(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------
-# Optimizer, schedule, checkpoints
+# Optimizer, schedule
 # ------------------------------------------------------------------------------------------------
 
 def build_optimizer(trainer: ClipTrainer, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -332,69 +229,6 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def save_train_state(run_dir: Path, trainer: ClipTrainer, optimizer: torch.optim.Optimizer,
-                     cfg: TrainConfig, step: int, metrics: dict[str, float]) -> None:
-    """Write model checkpoint, optimizer state and config atomically (tmp file + rename)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / CONFIG_NAME)
-    extra = {"step": step, "train_config": cfg.to_dict(), "train_metrics": metrics}
-    from depthssd_core.checkpoint import save_checkpoint
-
-    tmp = run_dir / (CHECKPOINT_NAME + ".tmp")
-    save_checkpoint(tmp, trainer.model, extra=extra)
-    tensors: dict[str, Tensor] = {}
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    for i, p in enumerate(params):
-        for key, value in optimizer.state.get(p, {}).items():
-            if torch.is_tensor(value):
-                tensors[f"state.{i}.{key}"] = value.detach().cpu().contiguous()
-    if trainer.loss_fn.log_vars is not None:
-        tensors["loss.log_vars"] = trainer.loss_fn.log_vars.detach().cpu().contiguous()
-    tensors["rng.torch"] = torch.get_rng_state()
-    meta = {"step": str(step), "num_params": str(len(params)),
-            "lr": json.dumps([g["lr"] for g in optimizer.param_groups])}
-    tmp_opt = run_dir / (OPTIMIZER_NAME + ".tmp")
-    save_file(tensors, str(tmp_opt), metadata=meta)
-    os.replace(tmp, run_dir / CHECKPOINT_NAME)
-    os.replace(tmp_opt, run_dir / OPTIMIZER_NAME)
-
-
-def load_train_state(run_dir: Path, trainer: ClipTrainer, optimizer: torch.optim.Optimizer
-                     ) -> int:
-    """Restore model, loss weights and optimizer state from ``run_dir``; return the step."""
-    from depthssd_core.checkpoint import load_model
-
-    model = load_model(run_dir / CHECKPOINT_NAME)
-    trainer.model.load_state_dict(model.state_dict())
-    path = run_dir / OPTIMIZER_NAME
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata() or {}
-    tensors = load_file(str(path))
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    if int(meta.get("num_params", -1)) != len(params):
-        raise ValueError(f"{path}: optimizer state is for {meta.get('num_params')} parameters, "
-                         f"the model has {len(params)}")
-    for name, value in tensors.items():
-        if name.startswith("state."):
-            _, index, key = name.split(".", 2)
-            p = params[int(index)]
-            if value.shape == p.shape:  # moments: keep the parameter's memory format
-                value = torch.empty_like(p).copy_(value)
-            optimizer.state.setdefault(p, {})[key] = value
-    if "loss.log_vars" in tensors and trainer.loss_fn.log_vars is not None:
-        with torch.no_grad():
-            trainer.loss_fn.log_vars.copy_(tensors["loss.log_vars"])
-    if "rng.torch" in tensors:
-        torch.set_rng_state(tensors["rng.torch"])
-    return int(meta["step"])
-
-
-# ------------------------------------------------------------------------------------------------
-# The loop
-# ------------------------------------------------------------------------------------------------
-
 def _check_terms(terms: dict[str, Tensor], step: int, max_loss: float) -> None:
     for name, value in terms.items():
         if name == "num_pos":
@@ -405,138 +239,264 @@ def _check_terms(terms: dict[str, Tensor], step: int, max_loss: float) -> None:
             raise TrainingDivergedError(f"loss term '{name}' = {v:g} {what} at step {step}")
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train according to ``cfg``; returns a summary (steps, last losses, paths, images/s).
+# ------------------------------------------------------------------------------------------------
+# The loop
+# ------------------------------------------------------------------------------------------------
+
+class _StopSignals:
+    """Turns SIGINT/SIGTERM into a request to stop after the current step (with a checkpoint),
+    so an interrupted run resumes exactly; a second signal interrupts at once."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __enter__(self) -> _StopSignals | None:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class _Run:
+    """The objects of one training run, set up once by :func:`train`."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.dinfo, self.device = init_distributed(cfg.device)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed + self.dinfo.rank)
+        self.run_dir = Path(cfg.run_dir)
+        self.model_cfg = cfg.model.build_config()
+        model = build_model(self.model_cfg)
+        if cfg.model.init_from and not resume:
+            from depthssd_core.checkpoint import load_model
+
+            model.load_state_dict(load_model(cfg.model.init_from).state_dict())
+        self.loss_fn = DepthSSDLoss(cfg.loss, self.model_cfg.canonical_focal_px)
+        trainer = ClipTrainer(model, self.loss_fn).to(self.device)
+        first = cfg.schedule[0]
+        wanted = cfg.precision
+        if resume and wanted == "auto":
+            # Keep the first part's choice: a resumed run must compute what it did.
+            wanted = saved_precision(self.run_dir) or wanted
+        self.precision: PrecisionChoice = choose_precision(
+            wanted, trainer, self.device, first.batch_size, first.height, first.width)
+        if wanted != cfg.precision:
+            self.precision.how = "resumed run's probe"
+        if self.device.type == "cpu" and self.precision.dtype is not None:
+            trainer.channels_last = True
+            trainer.model.to(memory_format=torch.channels_last)
+        self.trainer = trainer
+        self.optimizer = build_optimizer(trainer, cfg)
+        e = cfg.ema
+        self.ema = (ModelEmaV3(trainer.model, decay=e.decay, use_warmup=e.warmup,
+                               warmup_gamma=e.warmup_gamma, warmup_power=e.warmup_power)
+                    if e.enabled else None)
+        self.start, self.images = 0, 0
+        if resume:
+            self.start, images = load_train_state(self.run_dir, trainer.model, self.shipped,
+                                                  self.optimizer, self.loss_fn.log_vars)
+            self.images = images if images >= 0 else cfg.images_before(self.start)
+        self.module: nn.Module = trainer
+        if self.dinfo.world_size > 1:
+            self.module = nn.parallel.DistributedDataParallel(
+                trainer, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.loss_fn.log_vars is not None)
+
+    @property
+    def shipped(self) -> nn.Module:
+        """The weights written to ``last.safetensors`` and snapshots (EMA when enabled)."""
+        return self.ema.module if self.ema is not None else self.trainer.model
+
+    def autocast(self) -> Any:
+        dtype = self.precision.dtype
+        return (torch.autocast(self.device.type, dtype=dtype) if dtype is not None
+                else contextlib.nullcontext())
+
+    def save(self, step: int, terms: dict[str, float]) -> None:
+        if self.dinfo.is_main:
+            save_train_state(self.run_dir, self.trainer.model, self.shipped, self.optimizer,
+                             self.loss_fn.log_vars, self.cfg, step, self.images, terms,
+                             self.precision.name)
+
+    def step(self, frames: Batch, step: int) -> tuple[dict[str, float], float]:
+        """One optimizer step; returns the (all-reduced) loss terms and the gradient norm."""
+        cfg = self.cfg
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.optim.lr * lr_factor(step, cfg)
+        resets = seeded_resets(cfg, self.dinfo, step, len(frames), frames[0]["image"].shape[0])
+        self.module.train()
+        with self.autocast():
+            loss, terms = self.module(frames, resets)
+        terms = {k: v.float() for k, v in terms.items()}
+        if self.dinfo.world_size > 1:
+            packed = torch.stack([terms[k] for k in sorted(terms)])
+            dist.all_reduce(packed)
+            terms = {k: packed[i] / self.dinfo.world_size for i, k in enumerate(sorted(terms))}
+        _check_terms(terms, step + 1, cfg.max_loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.trainer.parameters(),
+                                                   cfg.optim.grad_clip_norm)
+        if not torch.isfinite(grad_norm):
+            raise TrainingDivergedError(
+                f"gradient norm is {float(grad_norm):g} at step {step + 1} (loss terms: "
+                + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items()) + ")")
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.trainer.model, step=step + 1)
+        return {k: float(v) for k, v in terms.items()}, float(grad_norm)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
+          stop_after_minutes: float | None = None, stop_after_steps: int | None = None
+          ) -> dict[str, Any]:
+    """Train according to ``cfg``; returns a summary (steps, losses, speed, data wait, paths).
 
     Args:
         cfg: validated training config; ``cfg.run_dir`` receives checkpoints and logs.
         resume: continue from the checkpoint in ``cfg.run_dir``.
         progress: show a tqdm bar (on the main process).
+        stop_after_minutes: stop cleanly (checkpoint written) after this much wall time; the
+            run continues with ``resume``.
+        stop_after_steps: stop the same way after this many steps of this invocation.
 
     Raises:
         TrainingDivergedError: a loss term or the gradient norm went bad; the last good checkpoint
             in the run directory is kept.
         ValueError: bad configuration or data.
     """
-    cfg.validate()
-    dinfo, device = init_distributed(cfg.device)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed + dinfo.rank)
-    run_dir = Path(cfg.run_dir)
-    model_cfg = cfg.model.build_config()
-    model = build_model(model_cfg)
-    if cfg.model.init_from and not resume:
-        from depthssd_core.checkpoint import load_model
-
-        init = load_model(cfg.model.init_from)
-        model.load_state_dict(init.state_dict())
-    loss_fn = DepthSSDLoss(cfg.loss, model_cfg.canonical_focal_px)
-    amp_dtype = resolve_precision(cfg.precision, device)
-    channels_last = device.type == "cpu" and amp_dtype is not None
-    trainer = ClipTrainer(model, loss_fn, channels_last=channels_last).to(device)
-    if channels_last:
-        trainer.model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(trainer, cfg)
-    start = 0
-    if resume:
-        start = load_train_state(run_dir, trainer, optimizer)
-    module: nn.Module = trainer
-    if dinfo.world_size > 1:
-        module = nn.parallel.DistributedDataParallel(
-            trainer, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=loss_fn.log_vars is not None)
+    run = _Run(cfg, resume)
+    dinfo = run.dinfo
     writer = None
     if dinfo.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / CONFIG_NAME)
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run.run_dir / CONFIG_NAME)
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(run_dir / "tb"))
-    reset_gen = torch.Generator()
+        writer = SummaryWriter(str(run.run_dir / "tb"))
     total_steps = cfg.total_steps
-    bar = tqdm(total=total_steps, initial=start, disable=not (progress and dinfo.is_main),
+    bar = tqdm(total=total_steps, initial=run.start, disable=not (progress and dinfo.is_main),
                dynamic_ncols=True, desc="train")
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "start_step": start}
+    if dinfo.is_main:
+        bar.write(f"{run.precision.describe()}; {cfg.data.num_workers} data worker(s), "
+                  f"{torch.get_num_threads()} threads")
+    summary: dict[str, Any] = {"run_dir": str(run.run_dir), "start_step": run.start,
+                               "precision": run.precision.name,
+                               "precision_probe": {"fp32_s": run.precision.fp32_s,
+                                                   "bf16_s": run.precision.bf16_s,
+                                                   "how": run.precision.how}}
     last_terms: dict[str, float] = {}
-    loader: Iterator[list[dict[str, Any]]] | None = None
+    loader: Iterator[Batch] | None = None
     current_stage = -1
-    images_per_s = 0.0
-    step = start
+    wall0, cpu0 = time.perf_counter(), process_cpu_seconds()
+    wait_total = step_total = 0.0
+    images_run = 0
+    window: list[tuple[float, float, int]] = []  # (wait, step time, images) since the last log
+    deadline = None if stop_after_minutes is None else wall0 + 60.0 * stop_after_minutes
+    step = run.start
+    stopped: str | None = None
+    signals = _StopSignals() if dinfo.world_size == 1 else contextlib.nullcontext(None)
     try:
-        for step in range(start, total_steps):
-            stage_index, stage = cfg.stage_at(step)
-            if stage_index != current_stage:
-                loader = build_loader(cfg, stage, stage_index, dinfo, epoch_seed=step)
-                current_stage = stage_index
-            assert loader is not None
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.optim.lr * lr_factor(step, cfg)
-            t0 = time.perf_counter()
-            frames = next(loader)
-            batch = frames[0]["image"].shape[0]
-            # Seeded per step, so a resumed run draws the same resets as an uninterrupted one.
-            reset_gen.manual_seed(cfg.seed * 1_000_003 + dinfo.rank * 7919 + step)
-            resets = torch.rand(len(frames), batch, generator=reset_gen) < \
-                cfg.temporal.reset_prob
-            module.train()
-            autocast = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None
-                        else contextlib.nullcontext())
-            with autocast:
-                loss, terms = module(frames, resets)
-            terms = {k: v.float() for k, v in terms.items()}
-            if dinfo.world_size > 1:
-                packed = torch.stack([terms[k] for k in sorted(terms)])
-                dist.all_reduce(packed)
-                terms = {k: packed[i] / dinfo.world_size for i, k in enumerate(sorted(terms))}
-            _check_terms(terms, step + 1, cfg.max_loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(trainer.parameters(),
-                                                       cfg.optim.grad_clip_norm)
-            if not torch.isfinite(grad_norm):
-                raise TrainingDivergedError(f"gradient norm is {float(grad_norm):g} at step "
-                                       f"{step + 1} (loss terms: "
-                                       + ", ".join(f"{k}={float(v):.4g}"
-                                                   for k, v in terms.items()) + ")")
-            optimizer.step()
-            elapsed = time.perf_counter() - t0
-            n_images = batch * len(frames) * dinfo.world_size
-            images_per_s = n_images / max(elapsed, 1e-9)
-            last_terms = {k: float(v) for k, v in terms.items()}
-            bar.update(1)
-            bar.set_postfix(loss=f"{last_terms['total']:.3f}", img_s=f"{images_per_s:.1f}",
-                            res=f"{stage.width}x{stage.height}", refresh=False)
-            done = step + 1
-            if writer is not None and (done % cfg.log_every == 0 or done == total_steps):
-                for k, v in last_terms.items():
-                    writer.add_scalar(f"loss/{k}", v, done)
-                writer.add_scalar("opt/lr", optimizer.param_groups[0]["lr"], done)
-                writer.add_scalar("opt/grad_norm", float(grad_norm), done)
-                writer.add_scalar("perf/images_per_s", images_per_s, done)
-                if loss_fn.log_vars is not None:
-                    for i, name in enumerate(("cls", "box", "depth")):
-                        writer.add_scalar(f"loss/log_var_{name}", float(loss_fn.log_vars[i]),
-                                          done)
-                bar.write(f"step {done}/{total_steps} " + " ".join(
-                    f"{k}={v:.4f}" for k, v in last_terms.items()) +
-                    f" lr={optimizer.param_groups[0]['lr']:.2e} img/s={images_per_s:.2f}")
-            if dinfo.is_main and (done % cfg.checkpoint_every == 0 or done == total_steps):
-                save_train_state(run_dir, trainer, optimizer, cfg, done, last_terms)
-        step = total_steps
+        with signals as stop_signal:
+            for step in range(run.start, total_steps):
+                stage_index, stage = cfg.stage_at(step)
+                if stage_index != current_stage:
+                    loader = build_loader(cfg, stage_index, run.model_cfg, dinfo,
+                                          start_step=step - cfg.stage_start(stage_index))
+                    current_stage = stage_index
+                assert loader is not None
+                t0 = time.perf_counter()
+                frames = next(loader)
+                t_data = time.perf_counter()
+                last_terms, grad_norm = run.step(frames, step)
+                t1 = time.perf_counter()
+                n_images = frames[0]["image"].shape[0] * len(frames)
+                run.images += n_images
+                images_run += n_images * dinfo.world_size
+                wait, elapsed = t_data - t0, t1 - t0
+                wait_total, step_total = wait_total + wait, step_total + elapsed
+                window.append((wait, elapsed, n_images * dinfo.world_size))
+                done = step + 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_terms['total']:.3f}",
+                                img_s=f"{n_images * dinfo.world_size / elapsed:.1f}",
+                                wait=f"{wait / elapsed:.0%}", res=f"{stage.width}x{stage.height}",
+                                refresh=False)
+                if writer is not None:
+                    writer.add_scalar("perf/data_wait_share", wait / elapsed, done)
+                if writer is not None and (done % cfg.log_every == 0 or done == total_steps):
+                    w_wait = sum(w for w, _, _ in window)
+                    w_time = sum(e for _, e, _ in window)
+                    w_images = sum(n for _, _, n in window)
+                    window.clear()
+                    for k, v in last_terms.items():
+                        writer.add_scalar(f"loss/{k}", v, done)
+                    writer.add_scalar("opt/lr", run.optimizer.param_groups[0]["lr"], done)
+                    writer.add_scalar("opt/grad_norm", grad_norm, done)
+                    writer.add_scalar("perf/images_per_s", w_images / w_time, done)
+                    writer.add_scalar("perf/images_seen", run.images * dinfo.world_size, done)
+                    if run.loss_fn.log_vars is not None:
+                        for i, name in enumerate(("cls", "box", "depth")):
+                            writer.add_scalar(f"loss/log_var_{name}",
+                                              float(run.loss_fn.log_vars[i]), done)
+                    bar.write(f"step {done}/{total_steps} " + " ".join(
+                        f"{k}={v:.4f}" for k, v in last_terms.items()) +
+                        f" lr={run.optimizer.param_groups[0]['lr']:.2e}"
+                        f" img/s={w_images / w_time:.2f} data_wait={w_wait / w_time:.1%}")
+                every = cfg.snapshot_every_images
+                seen = run.images * dinfo.world_size
+                if dinfo.is_main and every and (seen - n_images * dinfo.world_size) // every \
+                        != seen // every:
+                    save_snapshot(run.run_dir, run.shipped, seen, done, cfg)
+                if deadline is not None and time.perf_counter() > deadline:
+                    stopped = "time limit"
+                elif stop_after_steps is not None and done - run.start >= stop_after_steps:
+                    stopped = "step limit"
+                elif stop_signal is not None and stop_signal.received:
+                    stopped = f"signal {stop_signal.received}"
+                if done % cfg.checkpoint_every == 0 or done == total_steps or stopped:
+                    run.save(done, last_terms)
+                if stopped and done < total_steps:
+                    step = done
+                    break
+            else:
+                step = total_steps
+            stopped = stopped if step < total_steps else None
     finally:
         bar.close()
         if writer is not None:
             writer.close()
-    summary.update(steps=step, last_terms=last_terms, images_per_s=images_per_s,
-                   checkpoint=str(run_dir / CHECKPOINT_NAME), model=trainer.model)
+    wall = time.perf_counter() - wall0
+    summary.update(
+        steps=step, stopped=stopped, last_terms=last_terms,
+        images_seen=run.images * dinfo.world_size, images_this_run=images_run,
+        images_per_s=images_run / max(step_total, 1e-9),
+        data_wait_share=wait_total / max(step_total, 1e-9), wall_s=wall,
+        cpu_s=process_cpu_seconds() - cpu0,
+        checkpoint=str(run.run_dir / CHECKPOINT_NAME), model=run.shipped,
+        raw_model=run.trainer.model)
     if dinfo.world_size > 1:
         dist.barrier()
     return summary
 
 
 def train_from_args(config_path: str | None, overrides: list[str], resume_dir: str | None,
-                    progress: bool = True) -> dict[str, Any]:
+                    progress: bool = True, stop_after_minutes: float | None = None
+                    ) -> dict[str, Any]:
     """Load the config and train; with ``resume_dir`` continue that run, under
     ``config_path`` if given (else the run's saved config)."""
     if resume_dir:
@@ -545,5 +505,7 @@ def train_from_args(config_path: str | None, overrides: list[str], resume_dir: s
             raise ValueError(f"--resume {resume_dir}: no {CONFIG_NAME} there")
         # A new config file continues the run under a longer schedule (e.g. one more stage).
         cfg = load_config(config_path or saved, [*overrides, f"run_dir={resume_dir}"])
-        return train(cfg, resume=True, progress=progress)
-    return train(load_config(config_path, overrides), progress=progress)
+        return train(cfg, resume=True, progress=progress,
+                     stop_after_minutes=stop_after_minutes)
+    return train(load_config(config_path, overrides), progress=progress,
+                 stop_after_minutes=stop_after_minutes)

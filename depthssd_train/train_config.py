@@ -1,26 +1,29 @@
-"""Training configuration: dataclasses set by a YAML file and ``key=value`` overrides.
+"""Training configuration: dataclasses read by OmegaConf from a YAML file plus overrides.
 
-``depthssd-train --config config/train/default.yaml optim.lr=1e-3 schedule.0.steps=50`` loads
-the YAML into :class:`TrainConfig`, applies the dotted overrides (list items by index) and
-validates everything before any work starts; an unknown key or a bad value raises
-``ValueError`` naming it. The resolved config is written next to every checkpoint.
+``depthssd-train --config config/train/default.yaml optim.lr=1e-3 schedule.0.steps=50`` merges
+the YAML into the :class:`TrainConfig` schema with OmegaConf (structured configs: unknown keys
+and values of the wrong type are rejected by name), applies the dotted overrides (list items by
+index, values written as YAML) and validates the value ranges before any work starts; every
+error is one ``ValueError`` naming the key. The resolved config is written next to every
+checkpoint.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from depthssd_core.config import NAMED_CONFIGS, ModelConfig
 from depthssd_train.losses import LossConfig
+
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -45,9 +48,11 @@ class ModelSection:
 class DataConfig:
     """Where training frames come from.
 
-    ``source: synthetic`` renders clips on the fly with the synthetic world, sequence seeds
-    ``synth_seed .. synth_seed + synth_sequences - 1`` (keep them disjoint from test seeds);
-    ``source: folder`` reads a dataset written in the depthssd format (``path``, ``split``).
+    ``source: synthetic`` renders clips on the fly with ``SyntheticWorld(seed=synth_seed,
+    **world)``, sequence ids ``train00000 .. train{synth_sequences - 1}``; ``world`` is passed
+    through as keyword arguments (``width``, ``height``, ``fov_deg``, ...), so a new world option
+    needs no change here. ``source: folder`` reads a dataset written in the depthssd format
+    (``path``, ``split``).
     """
 
     source: str = "synthetic"
@@ -56,27 +61,31 @@ class DataConfig:
     synth_seed: int = 1000
     synth_sequences: int = 200
     synth_frames_per_sequence: int = 40
-    # Rendering size; 0 renders at each stage's network input size (cheapest).
-    synth_width: int = 0
-    synth_height: int = 0
-    # Fixed horizontal field of view, or null to draw one per sequence (60..110 degrees).
-    fov_deg: float | None = None
+    world: dict[str, Any] = field(default_factory=lambda: {"width": 640, "height": 360})
+    # Sequences rendered together; their clips are shuffled into the batches of the group.
+    sequences_per_group: int = 4
     augment: bool = True
     num_workers: int = 0
-    # Synthetic clips wait in a buffer of this many and leave it in random order, so a batch
-    # mixes sequences.
-    shuffle_buffer_clips: int = 16
 
 
 @dataclass
 class StageConfig:
-    """One stage of the schedule: steps at one input resolution and clip shape."""
+    """One stage of the schedule: steps at one network input (crop) size and clip shape.
+
+    ``width`` x ``height`` is what the network sees in this stage. Frames are first scaled to
+    the model's native scale (``ModelConfig.input_width/height`` covers the rendered frame)
+    times a factor drawn from ``scale_range``, then a ``width`` x ``height`` window is cut: a
+    stage smaller than the model input trains on native-scale crops. ``crops_per_clip`` windows
+    are cut from every rendered clip (each window shared by the clip's frames).
+    """
 
     steps: int = 100
     width: int = 640
     height: int = 360
     batch_size: int = 4
     clip_length: int = 4
+    scale_range: list[float] = field(default_factory=lambda: [0.9, 1.4])
+    crops_per_clip: int = 1
 
 
 @dataclass
@@ -96,6 +105,21 @@ class OptimConfig:
 
 
 @dataclass
+class EmaConfig:
+    """Exponential moving average of the weights (timm ``ModelEmaV3``), evaluated and shipped.
+
+    With warm-up the decay at optimizer step t is ``min(decay, 1 - (1 + t / gamma) ** -power)``,
+    so early averages are not dominated by the random initialisation.
+    """
+
+    enabled: bool = True
+    decay: float = 0.999
+    warmup: bool = True
+    warmup_gamma: float = 1.0
+    warmup_power: float = 0.75
+
+
+@dataclass
 class TemporalConfig:
     """Truncated back-propagation through clips with occasional memory resets."""
 
@@ -111,16 +135,22 @@ class TrainConfig:
     run_dir: str = "runs/train"
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp32), fp32, bf16
+    # auto: a short probe times the model under bf16 autocast and FP32 on this machine and
+    # keeps the faster (logged); fp32 or bf16 force one.
+    precision: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     log_every: int = 10
     checkpoint_every: int = 200
+    # Keep a copy of the shipped (EMA) weights every this many training images in
+    # ``snapshots/`` for the learning curve (0: none).
+    snapshot_every_images: int = 0
     # A loss term above this (or not finite) stops training with a diagnosis.
     max_loss: float = 1.0e4
     model: ModelSection = field(default_factory=ModelSection)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
     schedule: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
 
@@ -142,6 +172,15 @@ class TrainConfig:
                 return i, stage
         return len(self.schedule) - 1, self.schedule[-1]
 
+    def images_before(self, step: int) -> int:
+        """Training images (frames, one rank) seen before optimizer step ``step``."""
+        seen, start = 0, 0
+        for stage in self.schedule:
+            steps = min(stage.steps, max(0, step - start))
+            seen += steps * stage.batch_size * stage.clip_length
+            start += stage.steps
+        return seen
+
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first key whose value cannot work."""
         def need(ok: bool, key: str, what: str) -> None:
@@ -153,11 +192,12 @@ class TrainConfig:
         self.model.build_config()
         need(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
              f"must be auto, cpu or cuda[:N], got {self.device!r}")
-        need(self.precision in ("auto", "fp32", "bf16"), "precision",
-             f"must be auto, fp32 or bf16, got {self.precision!r}")
+        need(self.precision in PRECISIONS, "precision",
+             f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         need(self.threads >= 0, "threads", "must be >= 0")
         need(self.log_every >= 1, "log_every", "must be >= 1")
         need(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
+        need(self.snapshot_every_images >= 0, "snapshot_every_images", "must be >= 0")
         need(self.max_loss > 0, "max_loss", "must be > 0")
         d = self.data
         need(d.source in ("synthetic", "folder"), "data.source",
@@ -165,16 +205,17 @@ class TrainConfig:
         need(d.source != "folder" or bool(d.path), "data.path", "is required for a folder")
         need(d.synth_sequences >= 1, "data.synth_sequences", "must be >= 1")
         need(d.synth_frames_per_sequence >= 1, "data.synth_frames_per_sequence", "must be >= 1")
-        need(d.synth_width >= 0 and d.synth_height >= 0, "data.synth_width",
-             "synthetic image size must be >= 0 (0 = stage size)")
-        need(d.fov_deg is None or 0 < d.fov_deg < 180, "data.fov_deg",
-             "must be null or in (0, 180)")
+        need("seed" not in d.world, "data.world.seed", "is set by data.synth_seed")
         need(d.num_workers >= 0, "data.num_workers", "must be >= 0")
-        need(d.shuffle_buffer_clips >= 0, "data.shuffle_buffer_clips", "must be >= 0")
+        need(d.sequences_per_group >= 1, "data.sequences_per_group", "must be >= 1")
         need(len(self.schedule) >= 1, "schedule", "needs at least one stage")
         for i, s in enumerate(self.schedule):
-            for name in ("steps", "width", "height", "batch_size", "clip_length"):
+            for name in ("steps", "width", "height", "batch_size", "clip_length",
+                         "crops_per_clip"):
                 need(getattr(s, name) >= 1, f"schedule.{i}.{name}", "must be >= 1")
+            need(len(s.scale_range) == 2 and 0 < s.scale_range[0] <= s.scale_range[1],
+                 f"schedule.{i}.scale_range", f"must be [low, high] with 0 < low <= high, "
+                 f"got {list(s.scale_range)}")
             if d.source == "synthetic":
                 need(s.clip_length <= d.synth_frames_per_sequence, f"schedule.{i}.clip_length",
                      "is longer than data.synth_frames_per_sequence")
@@ -185,11 +226,11 @@ class TrainConfig:
         need(o.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
         need(0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]")
         need(o.grad_clip_norm > 0, "optim.grad_clip_norm", "must be > 0")
+        need(0 < self.ema.decay < 1, "ema.decay", "must be in (0, 1)")
+        need(self.ema.warmup_gamma > 0 and self.ema.warmup_power > 0, "ema.warmup_gamma",
+             "warm-up gamma and power must be > 0")
         need(0 <= self.temporal.reset_prob <= 1, "temporal.reset_prob", "must be in [0, 1]")
-        try:
-            self.loss.validate()
-        except ValueError as err:
-            raise ValueError(str(err)) from None
+        self.loss.validate()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (YAML/JSON friendly) of every value."""
@@ -197,117 +238,63 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build and validate a config; unknown keys raise ``ValueError`` naming them."""
-        cfg = _build(cls, data, "")
-        cfg.validate()
-        return cfg
+        """Build and validate a config; unknown keys or wrong types raise ``ValueError``."""
+        return _resolve(data, [])
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+def _one_line(err: OmegaConfBaseException) -> str:
+    """OmegaConf's message without its multi-line context, prefixed by the full key."""
+    message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    key = getattr(err, "full_key", None)
+    return f"{key}: {message}" if key and not message.startswith(str(key)) else message
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    """Recursively build dataclass ``cls`` from ``data``, checking keys and scalar types."""
-    where = prefix.rstrip(".") or "config"
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
-    types_ = _field_types(cls)
-    unknown = sorted(set(data) - set(types_))
-    if unknown:
-        raise ValueError(f"unknown config key {prefix}{unknown[0]!s}"
-                         f" (known under {where}: {', '.join(sorted(types_))})")
-    values = {name: _convert(types_[name], value, f"{prefix}{name}")
-              for name, value in data.items()}
-    return cls(**values)
+def _resolve(data: dict[str, Any], overrides: list[str]) -> TrainConfig:
+    """Merge ``data`` into the schema, apply ``key=value`` overrides, convert and validate."""
+    schema = OmegaConf.structured(TrainConfig)
+    try:
+        merged = OmegaConf.merge(schema, data)
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"override {item!r} is not key=value")
+            key, raw = (part.strip() for part in item.split("=", 1))
+            if not key or any(not p for p in key.split(".")):
+                raise ValueError(f"override {item!r} has an empty key")
+            value = yaml.safe_load(raw) if raw else ""
+            if OmegaConf.select(merged, key, default=_MISSING) is _MISSING:
+                _check_parent(merged, key)
+            # Mappings and lists go through OmegaConf's merge, which types them against the
+            # schema (a list is replaced wholesale: ``schedule=[{steps: 50}, {steps: 30}]``).
+            OmegaConf.update(merged, key, value, merge=isinstance(value, (dict, list)),
+                             force_add=False)
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ValueError(_one_line(err)) from None
+    assert isinstance(cfg, TrainConfig)
+    cfg.validate()
+    return cfg
 
 
-def _convert(tp: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key + ".")
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ValueError(f"{key}: expected a list, got {value!r}")
-        return [_convert(item_tp, v, f"{key}.{i}") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"{key}: expected a mapping, got {value!r}")
-        _, val_tp = typing.get_args(tp)
-        return {str(k): (v if val_tp is Any else _convert(val_tp, v, f"{key}.{k}"))
-                for k, v in value.items()}
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _convert(inner[0], value, key) if len(inner) == 1 else value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{key}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):
-            # YAML 1.1 reads "1e-3" (no dot) as a string; accept it as the number it means.
-            with contextlib.suppress(ValueError):
-                value = float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{key}: expected a string, got {value!r}")
-        return value
-    return value
+_MISSING = object()
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``dotted.key=value`` strings (values parsed as YAML) to a nested dict in place.
+def _check_parent(cfg: Any, key: str) -> None:
+    """Name an override whose list index does not exist (OmegaConf would append or fail vaguely).
 
-    List items are addressed by index (``schedule.0.steps=10``). Keys that do not exist are
-    still set here; :meth:`TrainConfig.from_dict` then rejects them by name.
-
-    Raises:
-        ValueError: for an item without ``=`` or an index that does not exist.
+    Keys under free-form mappings (``model.overrides``, ``loss.weights``, ``data.world``) may be
+    new; the schema rejects unknown keys of dataclass sections itself.
     """
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        parts = key.split(".")
-        if not key or any(not p for p in parts):
-            raise ValueError(f"override {item!r} has an empty key")
-        value = yaml.safe_load(raw) if raw.strip() else ""
-        node: Any = data
-        for depth, part in enumerate(parts):
-            last = depth == len(parts) - 1
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ValueError(f"override {key}: index {part!r} does not exist "
-                                     f"(list of {len(node)})")
-                if last:
-                    node[int(part)] = value
-                else:
-                    node = node[int(part)]
-            elif isinstance(node, dict):
-                if last:
-                    node[part] = value
-                else:
-                    if node.get(part) is None:
-                        node[part] = {}
-                    node = node[part]
-            else:
-                raise ValueError(f"unknown config key {key} ({'.'.join(parts[:depth])} "
-                                 "is not a section)")
-    return data
+    parts = key.split(".")
+    node = cfg
+    for depth, part in enumerate(parts[:-1]):
+        node = node[int(part)] if OmegaConf.is_list(node) and part.isdigit() and \
+            int(part) < len(node) else OmegaConf.select(node, part, default=None)
+        if node is None:
+            return
+        nxt = parts[depth + 1]
+        if OmegaConf.is_list(node) and (not nxt.isdigit() or int(nxt) >= len(node)):
+            raise ValueError(f"override {key}: index {nxt!r} does not exist "
+                             f"(list of {len(node)})")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
@@ -331,10 +318,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if loaded is not None and not isinstance(loaded, dict):
             raise ValueError(f"{path}: top level must be a mapping")
         data = loaded or {}
-    if "schedule" not in data:
-        data["schedule"] = [dataclasses.asdict(StageConfig())]
-    apply_overrides(data, list(overrides or []))
-    return TrainConfig.from_dict(data)
+    return _resolve(data, list(overrides or []))
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:

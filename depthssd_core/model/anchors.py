@@ -67,15 +67,19 @@ def anchors_per_location(cfg: ModelConfig) -> int:
     return 2 + 2 * len(cfg.anchor_aspect_ratios)
 
 
-def anchors_for(cfg: ModelConfig, height: int, width: int) -> np.ndarray:
+def anchors_for(cfg: ModelConfig, height: int, width: int,
+                reference_px: float | None = None) -> np.ndarray:
     """Anchors of the network for one input size, in the order of the head outputs.
 
     Order: level (finest first), then row, then column, then box shape.
 
     Args:
-        cfg: Model configuration (levels, scales, aspect ratios, clipping).
+        cfg: Model configuration (levels, scales, aspect ratios, clipping, centres).
         height: Network input height in pixels.
         width: Network input width in pixels.
+        reference_px: Length the relative anchor scales multiply (default ``min(height,
+            width)``). Training on a crop of a larger input passes the full input's value, so
+            the crop sees the anchors (in pixels) the full input will use.
 
     Returns:
         float32 array [A, 4], boxes as (x1, y1, x2, y2) in input pixels.
@@ -85,14 +89,21 @@ def anchors_for(cfg: ModelConfig, height: int, width: int) -> np.ndarray:
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"input size must be positive, got {height}x{width}")
-    ref_px = float(min(height, width))
+    ref_px = float(min(height, width) if reference_px is None else reference_px)
+    if not ref_px > 0:
+        raise ValueError(f"reference_px must be positive, got {reference_px}")
     boxes = []
-    for (rows, cols), shapes in zip(
-        feature_sizes(cfg, height, width), anchor_shapes(cfg), strict=True
+    for (rows, cols), shapes, stride in zip(
+        feature_sizes(cfg, height, width), anchor_shapes(cfg), cfg.detection_strides,
+        strict=True
     ):
-        # Cell centres spread evenly over the image, as torchvision does without ``steps``.
-        cx = (np.arange(cols, dtype=np.float64) + 0.5) * (width / cols)
-        cy = (np.arange(rows, dtype=np.float64) + 0.5) * (height / rows)
+        if cfg.anchor_centres == "stride":
+            step_x = step_y = float(stride)
+        else:
+            # Cell centres spread evenly over the image, as torchvision does without ``steps``.
+            step_x, step_y = width / cols, height / rows
+        cx = (np.arange(cols, dtype=np.float64) + 0.5) * step_x
+        cy = (np.arange(rows, dtype=np.float64) + 0.5) * step_y
         cy_grid, cx_grid = np.meshgrid(cy, cx, indexing="ij")
         wh = np.asarray(shapes, dtype=np.float64) * ref_px
         if cfg.anchor_clip:

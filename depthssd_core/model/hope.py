@@ -68,9 +68,11 @@ class HoPE2D(nn.Module):
         Returns:
             cos, sin: each [N, head_dim // 2].
         """
-        # Always FP32: an FP16 angle of ~80 rad is off by up to 0.03 rad.
-        angle = positions.float() @ self.freq.float()
-        return torch.cos(angle), torch.sin(angle)
+        # Always FP32, also under autocast (which would run the matmul in bf16/fp16): an FP16
+        # angle of ~80 rad is off by up to 0.03 rad, a bf16 one by up to 0.07 rad.
+        with torch.autocast(positions.device.type, enabled=False):
+            angle = positions.float() @ self.freq.float()
+            return torch.cos(angle), torch.sin(angle)
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

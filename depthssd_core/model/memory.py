@@ -7,7 +7,8 @@ handful of matmuls, so the state (M, S) goes in and out of the exported graph an
 itself stays stateless. All state arithmetic runs in FP32, also inside an FP16 model: the state
 is carried from frame to frame, so half-precision rounding of each update would pile up over a
 drive (the update itself sums only the pooled tokens: 28 at a 320x180 input with
-``kv_pool`` 6, 112 at 640x360).
+``kv_pool`` 6, 112 at 640x360); autocast is switched off inside the memory so bf16
+training computes the same FP32 state.
 """
 
 from __future__ import annotations
@@ -100,15 +101,18 @@ class TitansMemory(nn.Module):
             read: [B, N, dim] memory read projected to token width, in the tokens' dtype.
             mem_m_out, mem_s_out: the updated state, float32.
         """
-        p = self.projections(tokens)
-        mem_m = mem_m.to(p.q.dtype)
-        mem_s = mem_s.to(p.q.dtype)
-        n = tokens.shape[1]
-        read = p.q @ mem_m
-        error = p.k @ mem_m - p.v
-        grad = p.k.transpose(-1, -2) @ (p.theta * error) / n
-        mem_s_out = p.eta * mem_s - grad
-        mem_m_out = (1.0 - p.alpha) * mem_m + mem_s_out
-        b = tokens.shape[0]
-        read = self.w_out(read.transpose(1, 2).reshape(b, n, self.heads * self.dv))
+        # Autocast (training in bf16) would run these linears and matmuls in low precision;
+        # the state must follow the FP32 arithmetic that export and serving use.
+        with torch.autocast(tokens.device.type, enabled=False):
+            p = self.projections(tokens)
+            mem_m = mem_m.to(p.q.dtype)
+            mem_s = mem_s.to(p.q.dtype)
+            n = tokens.shape[1]
+            read = p.q @ mem_m
+            error = p.k @ mem_m - p.v
+            grad = p.k.transpose(-1, -2) @ (p.theta * error) / n
+            mem_s_out = p.eta * mem_s - grad
+            mem_m_out = (1.0 - p.alpha) * mem_m + mem_s_out
+            b = tokens.shape[0]
+            read = self.w_out(read.transpose(1, 2).reshape(b, n, self.heads * self.dv))
         return read.to(tokens.dtype), mem_m_out, mem_s_out

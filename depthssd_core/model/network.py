@@ -73,9 +73,10 @@ class DepthSSD(nn.Module):
             return m, torch.zeros_like(m)
         return self.neck.memory.initial_state(batch)
 
-    def anchors(self, height: int, width: int) -> torch.Tensor:
+    def anchors(self, height: int, width: int, reference_px: float | None = None
+                ) -> torch.Tensor:
         """Anchors [A, 4] xyxy in input pixels, in head output order (see ``anchors_for``)."""
-        return torch.from_numpy(anchors_for(self.cfg, height, width))
+        return torch.from_numpy(anchors_for(self.cfg, height, width, reference_px))
 
     def feature_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
         """(rows, cols) of each detection level for an input size."""

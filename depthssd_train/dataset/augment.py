@@ -165,20 +165,25 @@ class Resize:
 class RandomScaleCrop:
     """Random zoom then a random ``width`` x ``height`` window.
 
-    A scale of 1 means the resized image just covers the window (aspect ratio kept); scales
-    below 1 leave a padded border, above 1 zoom in. The same scale applies to both axes so
-    pixels stay square.
+    A scale of 1 means the resized image just covers ``reference_size`` (by default the window
+    itself; aspect ratio kept); scales below 1 leave a padded border, above 1 zoom in. The same
+    scale applies to both axes so pixels stay square. With ``reference_size`` the network's full
+    input and a smaller window, this cuts native-scale crops: objects keep the pixels they will
+    have at the full input, at a fraction of its compute.
     """
 
     def __init__(self, width: int, height: int,
-                 scale_range: tuple[float, float] = (0.9, 1.4)) -> None:
+                 scale_range: tuple[float, float] = (0.9, 1.4),
+                 reference_size: tuple[int, int] | None = None) -> None:
         if not 0 < scale_range[0] <= scale_range[1]:
             raise ValueError(f"scale_range must be positive and ordered, got {scale_range}")
-        self.width, self.height, self.scale_range = width, height, scale_range
+        self.width, self.height, self.scale_range = width, height, tuple(scale_range)
+        self.reference_size = reference_size or (width, height)
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         width, height = sample.size
-        base = max(self.width / width, self.height / height)
+        ref_w, ref_h = self.reference_size
+        base = max(ref_w / width, ref_h / height)
         scale = base * rng.uniform(*self.scale_range)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
         slack_x, slack_y = new_w - self.width, new_h - self.height
@@ -207,6 +212,28 @@ class ColorJitter:
         return dataclasses.replace(sample, rgb=np.clip(img + 0.5, 0, 255).astype(np.uint8))
 
 
-def default_train_transform(width: int, height: int) -> Compose:
-    """Flip, random scale/crop to ``width`` x ``height`` and colour jitter."""
-    return Compose([HorizontalFlip(), RandomScaleCrop(width, height), ColorJitter()])
+class CentreCrop:
+    """The centred ``width`` x ``height`` window at the scale where the frame covers
+    ``reference_size`` (the deterministic counterpart of :class:`RandomScaleCrop`)."""
+
+    def __init__(self, width: int, height: int,
+                 reference_size: tuple[int, int] | None = None) -> None:
+        self.width, self.height = width, height
+        self.reference_size = reference_size or (width, height)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
+        width, height = sample.size
+        ref_w, ref_h = self.reference_size
+        scale = max(ref_w / width, ref_h / height)
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        return scale_and_crop(sample, scale, scale, (new_w - self.width) // 2,
+                              (new_h - self.height) // 2, self.width, self.height)
+
+
+def default_train_transform(width: int, height: int,
+                            scale_range: tuple[float, float] = (0.9, 1.4),
+                            reference_size: tuple[int, int] | None = None) -> Compose:
+    """Flip, random scale/crop to ``width`` x ``height`` (native scale given by
+    ``reference_size``, see :class:`RandomScaleCrop`) and colour jitter."""
+    return Compose([HorizontalFlip(), RandomScaleCrop(width, height, scale_range,
+                                                      reference_size), ColorJitter()])

@@ -14,17 +14,20 @@ Every item is a dict of tensors (see :func:`to_tensors`):
 
 :class:`ClipDataset` returns lists of T consecutive frames of one sequence for training the
 recurrent memory; :func:`collate_clips` turns a batch of clips into T batched frames.
+:class:`SyntheticClipGroups` is the one stream of clips rendered on the fly by the synthetic
+world: every item is a pure function of its index, so a resumed run sees the same data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset
 
 from depthssd_train.dataset.augment import Sample
 from depthssd_train.dataset.format import (
@@ -194,16 +197,20 @@ class ClipDataset(Dataset):
         clip_length: frames per clip (T).
         stride: frames between the starts of consecutive clips (default: T, no overlap).
         transform: optional augmentation.
+        seed: makes the augmentation of clip i in epoch e a function of (seed, e, i) (see
+            :meth:`set_epoch`), so a resumed run sees the same data; None draws from torch's
+            per-worker generator.
     """
 
     def __init__(self, root: Path | str, split: str, clip_length: int, stride: int | None = None,
-                 transform: Transform | None = None) -> None:
+                 transform: Transform | None = None, seed: int | None = None) -> None:
         if clip_length < 1:
             raise ValueError(f"clip_length must be >= 1, got {clip_length}")
         self.root = Path(root)
         self.metres_per_unit = load_depth_format(self.root)
         self.clip_length = clip_length
         self.transform = transform
+        self.seed, self.epoch = seed, 0
         stride = stride or clip_length
         self.clips: list[list[FrameRecord]] = []
         for recs in group_by_sequence(load_index(self.root, split)).values():
@@ -216,65 +223,106 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch whose augmentation draws :meth:`__getitem__` makes (with ``seed``)."""
+        self.epoch = int(epoch)
+
     def __getitem__(self, index: int) -> list[dict[str, Any]]:
-        seed = _draw_seed()
+        seed = (_draw_seed() if self.seed is None else
+                int(np.random.default_rng([self.seed, self.epoch, index]).integers(0, 2**62)))
         return [_apply(load_sample(rec, self.metres_per_unit), self.transform, seed)
                 for rec in self.clips[index]]
 
 
-class SyntheticStreamDataset(IterableDataset):
-    """Frames (or clips) rendered on the fly by ``SyntheticWorld``, without touching disk.
+class SyntheticClipGroups(Dataset):
+    """Clips rendered on the fly by ``SyntheticWorld``, in groups that share their renders.
 
-    Sequences are split between DataLoader workers; every sequence id is rendered once per
-    epoch, so an epoch yields ``num_sequences * frames_per_sequence`` frames (or the clips
-    cut from them).
+    Item ``g`` is a list of ``batches_per_group`` batches, each ``batch_size`` clips of
+    ``clip_length`` frames collated by :func:`collate_clips`. A group renders
+    ``sequences_per_group`` whole sequences once, cuts ``frames // clip_length`` clips at random
+    start frames from each and ``crops_per_clip`` differently augmented windows from every clip
+    (the window and augmentation shared by the frames of the clip, as a camera would see them),
+    then shuffles those and deals them into the batches: one rendered frame feeds
+    ``crops_per_clip`` training images. Sequence ids ``{prefix}{i:05d}`` are drawn pass by pass
+    through a permutation of ``0..num_sequences-1``, so no sequence repeats before all were used.
+
+    Everything item ``g`` holds is a function of ``(sample_seed, g)`` only: a map-style sampler
+    (``DistributedSampler`` for several ranks) decides which groups a process sees, and a resumed
+    run sees exactly the data of an uninterrupted one.
 
     Args:
-        num_sequences: sequences per epoch.
+        world_seed: seed of the world.
+        world_kwargs: keyword arguments of ``SyntheticWorld`` besides ``seed`` (``width``,
+            ``height``, ``fov_deg``, ...), passed through unchanged.
+        num_sequences: sequence ids to draw from.
         frames_per_sequence: frames rendered per sequence.
-        clip_length: yield lists of this many consecutive frames instead of single frames.
-        transform: optional augmentation (shared by the frames of a clip).
-        seed: world seed; sequence ids are ``sequence_prefix + index``.
-        world_kwargs: passed to ``SyntheticWorld`` (``width``, ``height``, ``fov_deg``, ...).
+        clip_length: frames per clip (T).
+        batch_size: clips per batch (B).
+        crops_per_clip: augmented windows cut from every rendered clip.
+        transform: augmentation ``(Sample, Generator) -> Sample`` (crop, flip, colour).
+        sample_seed: seed of every draw (sequence order, start frames, augmentation).
+        num_groups: length of the dataset.
+        min_sequences_per_group: render at least this many sequences per group, so the clips
+            of a batch come from several sequences.
+        prefix: sequence id prefix.
     """
 
-    def __init__(self, num_sequences: int, frames_per_sequence: int, *,
-                 clip_length: int | None = None, transform: Transform | None = None,
-                 seed: int = 0, sequence_prefix: str = "stream", **world_kwargs: Any) -> None:
-        if clip_length is not None and not 1 <= clip_length <= frames_per_sequence:
+    def __init__(self, *, world_seed: int, world_kwargs: dict[str, Any], num_sequences: int,
+                 frames_per_sequence: int, clip_length: int, batch_size: int,
+                 crops_per_clip: int, transform: Transform | None, sample_seed: int,
+                 num_groups: int, min_sequences_per_group: int = 1,
+                 prefix: str = "train") -> None:
+        if not 1 <= clip_length <= frames_per_sequence:
             raise ValueError(f"clip_length must be in 1..{frames_per_sequence}, "
                              f"got {clip_length}")
-        self.num_sequences, self.frames_per_sequence = num_sequences, frames_per_sequence
-        self.clip_length, self.transform = clip_length, transform
-        self.seed, self.sequence_prefix, self.world_kwargs = seed, sequence_prefix, world_kwargs
-
-    def _world(self) -> Any:
-        from depthssd_sim import SyntheticWorld  # the renderer is heavy; load late
-
-        return SyntheticWorld(seed=self.seed, **self.world_kwargs)
-
-    def __iter__(self) -> Iterator[Any]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        world = self._world()
-        for index in range(worker, self.num_sequences, workers):
-            frames = world.sequence(f"{self.sequence_prefix}{index:04d}",
-                                    self.frames_per_sequence)
-            samples = (sample_from_frame(frame_from_synth(f)) for f in frames)
-            if self.clip_length is None:
-                for sample in samples:
-                    yield _apply(sample, self.transform, _draw_seed())
-                continue
-            clip: list[Sample] = []
-            for sample in samples:
-                clip.append(sample)
-                if len(clip) == self.clip_length:
-                    seed = _draw_seed()
-                    yield [_apply(s, self.transform, seed) for s in clip]
-                    clip = []
+        if min(batch_size, crops_per_clip, num_sequences, num_groups) < 1:
+            raise ValueError("batch_size, crops_per_clip, num_sequences and num_groups must "
+                             "be >= 1")
+        self.world_seed, self.world_kwargs = int(world_seed), dict(world_kwargs)
+        self.num_sequences, self.frames = int(num_sequences), int(frames_per_sequence)
+        self.clip_length, self.batch_size = int(clip_length), int(batch_size)
+        self.crops_per_clip, self.transform = int(crops_per_clip), transform
+        self.sample_seed, self.num_groups, self.prefix = int(sample_seed), num_groups, prefix
+        clips_per_sequence = self.frames // self.clip_length
+        per_sequence = clips_per_sequence * self.crops_per_clip
+        # The fewest whole sequences whose clip windows fill whole batches, at least
+        # ``min_sequences_per_group`` so a batch mixes sequences.
+        fill = self.batch_size // math.gcd(self.batch_size, per_sequence)
+        self.sequences_per_group = fill * max(1, -(-int(min_sequences_per_group) // fill))
+        self.batches_per_group = self.sequences_per_group * per_sequence // self.batch_size
+        self._world: Any = None
 
     def __len__(self) -> int:
-        per_seq = (self.frames_per_sequence if self.clip_length is None
-                   else self.frames_per_sequence // self.clip_length)
-        return self.num_sequences * per_seq
+        return self.num_groups
 
+    def _sequence_index(self, slot: int) -> int:
+        """Sequence of the ``slot``-th sequence draw: pass ``slot // n`` permutes 0..n-1."""
+        n = self.num_sequences
+        order = np.random.default_rng([self.sample_seed, 1, slot // n]).permutation(n)
+        return int(order[slot % n])
+
+    def __getitem__(self, group: int) -> list[list[dict[str, Any]]]:
+        if not 0 <= group < self.num_groups:
+            raise IndexError(f"group {group} out of range (0..{self.num_groups - 1})")
+        if self._world is None:  # built lazily, once per worker process
+            from depthssd_sim import SyntheticWorld
+
+            self._world = SyntheticWorld(seed=self.world_seed, **self.world_kwargs)
+        rng = np.random.default_rng([self.sample_seed, 0, group])
+        items: list[list[dict[str, Any]]] = []
+        t = self.clip_length
+        for k in range(self.sequences_per_group):
+            index = self._sequence_index(group * self.sequences_per_group + k)
+            # The world's sky (1000 m) stays a valid label here: the loss teaches "far" on it.
+            frames = [sample_from_frame(frame_from_synth(f), max_depth_m=math.inf) for f in
+                      self._world.sequence(f"{self.prefix}{index:05d}", self.frames)]
+            for _ in range(self.frames // t):
+                start = int(rng.integers(0, self.frames - t + 1))
+                for _ in range(self.crops_per_clip):
+                    seed = int(rng.integers(0, 2**62))  # one window for all frames of a clip
+                    items.append([_apply(s, self.transform, seed)
+                                  for s in frames[start:start + t]])
+        order = rng.permutation(len(items))
+        b = self.batch_size
+        return [collate_clips([items[i] for i in order[j * b:(j + 1) * b]])
+                for j in range(self.batches_per_group)]

@@ -12,7 +12,7 @@ from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.image_list import ImageList
 
 from depthssd_core.config import ModelConfig
-from depthssd_core.model import anchors_for, anchors_per_location, feature_sizes
+from depthssd_core.model import anchors_for, anchors_per_location, build_model, feature_sizes
 from depthssd_core.model.anchors import anchor_scales
 
 SIZES = [(360, 640), (384, 640), (300, 500), (192, 320), (97, 131)]
@@ -125,3 +125,44 @@ def test_geometric_spacing_matches_torchvision_with_explicit_scales():
 def test_unknown_anchor_spacing_is_rejected_by_name():
     with pytest.raises(ValueError, match="anchor_spacing"):
         ModelConfig(anchor_spacing="log")
+
+
+def test_stride_centres_give_a_crop_the_full_inputs_anchors():
+    """With ``anchor_centres: stride`` and the full input's reference length, a 320x180 crop
+    whose origin sits on the coarsest stride has exactly the 640x360 anchors of that place,
+    level by level (shifted by the crop origin); ``spread`` centres do not (360 / 23 rows =
+    15.65 px at stride 16, 180 / 12 = 15 px)."""
+    cfg = ModelConfig(input_width=640, input_height=360, anchor_centres="stride",
+                      anchor_clip=False)
+    full = anchors_for(cfg, 360, 640)
+    crop = anchors_for(cfg, 180, 320, reference_px=360)
+    ox, oy = 128, 128  # a multiple of the coarsest stride (128)
+    per_loc = anchors_per_location(cfg)
+    start_f = start_c = 0
+    for (rf, cf), (rc, cc), stride in zip(feature_sizes(cfg, 360, 640),
+                                          feature_sizes(cfg, 180, 320),
+                                          cfg.detection_strides, strict=True):
+        f = full[start_f:start_f + rf * cf * per_loc].reshape(rf, cf, per_loc, 4)
+        c = crop[start_c:start_c + rc * cc * per_loc].reshape(rc, cc, per_loc, 4)
+        dy, dx = oy // stride, ox // stride
+        rows, cols = min(rc, rf - dy), min(cc, cf - dx)
+        np.testing.assert_allclose(c[:rows, :cols] + [ox, oy, ox, oy],
+                                   f[dy:dy + rows, dx:dx + cols], atol=1e-3)
+        start_f += rf * cf * per_loc
+        start_c += rc * cc * per_loc
+    # The reference length sets the sizes: without it the crop's anchors are half as large.
+    half = anchors_for(cfg, 180, 320)
+    np.testing.assert_allclose((half[:, 2] - half[:, 0]) * 2, crop[:, 2] - crop[:, 0],
+                               rtol=1e-5)
+    spread = dataclasses.replace(cfg, anchor_centres="spread")
+    a, b = anchors_for(spread, 360, 640), anchors_for(spread, 180, 320, reference_px=360)
+    level0 = 45 * 80 * per_loc
+    level1_full = a[level0:level0 + 23 * 40 * per_loc].reshape(23, 40, per_loc, 4)
+    level1_crop = b[23 * 40 * per_loc:23 * 40 * per_loc + 12 * 20 * per_loc].reshape(
+        12, 20, per_loc, 4)
+    assert not np.allclose(level1_crop[:, :, 0, 1] + oy, level1_full[8:20, 8:28, 0, 1])
+    with pytest.raises(ValueError, match="anchor_centres"):
+        ModelConfig(anchor_centres="middle")
+    # A stride-centred model's own anchors at its input size (what the runtime uses).
+    model = build_model(cfg)
+    torch.testing.assert_close(model.anchors(360, 640), torch.from_numpy(full))

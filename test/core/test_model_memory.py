@@ -78,3 +78,24 @@ def test_initial_state_is_m0_and_zero_momentum():
     # M_0 is learned: the initial state keeps its autograd link.
     m.sum().backward()
     assert mem.m0.grad is not None and mem.m0.grad.abs().sum() > 0
+
+
+def test_state_and_read_are_fp32_under_bf16_autocast():
+    """Training runs under bf16 autocast; the memory switches it off, so its state is the FP32
+    arithmetic that export and serving run (checked against the same module without autocast)."""
+    torch.manual_seed(0)
+    mem = TitansMemory(16, 2, 4, 4, 1.0)
+    tokens = torch.randn(2, 300, 16)
+    m0, s0 = mem.initial_state(2)
+    m0 = m0 + 0.1 * torch.randn_like(m0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        read, m1, s1 = mem(tokens.bfloat16(), m0, s0)
+        p = mem.projections(tokens)
+    assert m1.dtype == s1.dtype == torch.float32
+    assert read.dtype == torch.bfloat16  # handed back in the tokens' dtype
+    # projections alone is not an island: autocast runs its linears in bf16
+    assert p.q.dtype == torch.bfloat16
+    ref_read, ref_m, ref_s = mem(tokens.bfloat16().float(), m0, s0)
+    torch.testing.assert_close(m1, ref_m, rtol=0, atol=0)
+    torch.testing.assert_close(s1, ref_s, rtol=0, atol=0)
+    torch.testing.assert_close(read.float(), ref_read.bfloat16().float(), rtol=0, atol=0)

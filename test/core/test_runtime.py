@@ -409,3 +409,18 @@ def test_preprocess_reads_frames_with_padded_rows(tiny_model, encoding):
     assert not view.flags.c_contiguous
     np.testing.assert_array_equal(perceptor.preprocess(view, encoding),
                                   perceptor.preprocess(np.ascontiguousarray(view), encoding))
+
+
+def test_depth_is_upsampled_in_inverse_depth():
+    """A level road's inverse depth is linear in the row, so the upsampled map is exact on it;
+    a sky sample (1000 m) beside a 10 m one does not make its neighbour hundreds of metres."""
+    from depthssd_core.runtime import upsample_depth
+
+    rows_low = np.arange(8) * 4 + 1.5  # centres of 4-row cells in fine-pixel units
+    low = np.repeat((160.0 / (rows_low + 3.0))[:, None], 4, axis=1).astype(np.float32)
+    up = upsample_depth(low, 16, 32)
+    fine_rows = np.arange(32) - 0.0
+    expected = 160.0 / (fine_rows + 3.0)
+    np.testing.assert_allclose(up[2:30, 5], expected[2:30], rtol=1e-4)
+    edge = upsample_depth(np.array([[10.0, 1000.0]], np.float32), 4, 1)
+    assert edge[0, 1] < 20.0  # in metres it would be 257.5

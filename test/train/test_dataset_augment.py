@@ -10,6 +10,7 @@ from dataset_helpers import TOY_OBJECTS, toy_frame
 
 from depthssd_core.geometry import backproject, project
 from depthssd_train.dataset.augment import (
+    CentreCrop,
     ColorJitter,
     Compose,
     HorizontalFlip,
@@ -119,3 +120,31 @@ def test_same_seed_same_augmentation():
     c = transform(dataclasses.replace(sample_from_frame(toy_frame())),
                   np.random.default_rng(12))
     assert c.intrinsics != a.intrinsics
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_native_scale_crop_keeps_boxes_and_depth_exact(seed):
+    """A 80x48 window of a 160x90 frame for a 160x90 network: at scale 1 the crop is a plain
+    sub-array (depth and boxes exact to the bit, focal unchanged); with scale jitter it agrees
+    with the camera model, and the focal follows the scale, not the window."""
+    sample = sample_from_frame(toy_frame())
+    native = RandomScaleCrop(80, 48, scale_range=(1.0, 1.0), reference_size=(160, 90))
+    out = native(sample, np.random.default_rng(seed))
+    ox = round(sample.intrinsics.cx - out.intrinsics.cx)
+    oy = round(sample.intrinsics.cy - out.intrinsics.cy)
+    assert out.intrinsics.fx == sample.intrinsics.fx and out.depth_m.shape == (48, 80)
+    np.testing.assert_array_equal(out.depth_m, sample.depth_m[oy:oy + 48, ox:ox + 80])
+    np.testing.assert_array_equal(out.depth_valid, sample.depth_valid[oy:oy + 48, ox:ox + 80])
+    np.testing.assert_array_equal(out.rgb, sample.rgb[oy:oy + 48, ox:ox + 80])
+    for box, label in zip(out.boxes_xyxy, out.labels, strict=True):
+        source = sample.boxes_xyxy[sample.labels.tolist().index(int(label))]
+        expected = np.clip(source - [ox, oy, ox, oy], 0, [80, 48, 80, 48])
+        np.testing.assert_allclose(box, expected, atol=1e-5)
+    jitter = RandomScaleCrop(80, 48, scale_range=(0.9, 1.4), reference_size=(160, 90))
+    out = jitter(sample, np.random.default_rng(seed))
+    scale = out.intrinsics.fx / sample.intrinsics.fx
+    assert 0.9 - 1e-3 <= scale <= 1.4 + 1e-3  # relative to the full input, not the window
+    _check_consistent(out)
+    centred = CentreCrop(80, 48, reference_size=(160, 90))(sample)
+    assert centred.intrinsics.fx == sample.intrinsics.fx
+    np.testing.assert_array_equal(centred.depth_m, sample.depth_m[21:69, 40:120])

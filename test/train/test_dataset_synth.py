@@ -1,4 +1,5 @@
-"""The dataset built from the real SyntheticWorld: ``depthssd-data synth`` and the stream."""
+"""The dataset built from the real SyntheticWorld: ``depthssd-data synth`` and the training
+stream of clips rendered on the fly."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from depthssd_sim import SyntheticWorld
 from depthssd_train.cli.data import main
 from depthssd_train.dataset.augment import Compose, HorizontalFlip, RandomScaleCrop
 from depthssd_train.dataset.format import load_index, read_depth_png, read_rgb_png
-from depthssd_train.dataset.torch_data import SyntheticStreamDataset, collate_clips
+from depthssd_train.dataset.torch_data import SyntheticClipGroups
 from depthssd_train.dataset.validate import validate_dataset
 
 SIZE = ["--width", "160", "--height", "90"]
@@ -64,39 +65,58 @@ def test_synth_fov_drawn_per_sequence_gives_per_sequence_intrinsics(tmp_path):
         assert rec.intrinsics.fx == pytest.approx(intr[rec.sequence]["fx"])
 
 
-def test_stream_dataset_renders_on_the_fly():
-    stream = SyntheticStreamDataset(2, 2, seed=5, width=160, height=90, fov_deg=90.0)
-    items = list(stream)
-    assert len(items) == len(stream) == 4
-    assert [(i["sequence"], i["frame_index"]) for i in items] == [
-        ("stream0000", 0), ("stream0000", 1), ("stream0001", 0), ("stream0001", 1)]
-    frame = next(iter(SyntheticWorld(seed=5, width=160, height=90, fov_deg=90.0)
-                      .sequence("stream0000", 1)))
-    first = items[0]
-    torch.testing.assert_close(first["image"], torch.from_numpy(frame.rgb).permute(2, 0, 1)
-                               .float() / 255)
-    assert first["labels"].tolist() == [o.category_id for o in frame.objects]
-    # Valid: what the uint16 PNG can hold (256 m); the sky (1000 m) and far ground are not.
-    beyond = torch.from_numpy(frame.depth_m > 65535 / 256)
-    assert (frame.depth_m >= 1000).any()
-    assert not first["depth_valid"][0][beyond].any() and first["depth_valid"][0][~beyond].all()
+def test_synthetic_clip_groups_render_on_the_fly_and_depend_only_on_the_index():
+    kwargs = dict(world_seed=5, world_kwargs={"width": 160, "height": 90, "fov_deg": 90.0},
+                  num_sequences=3, frames_per_sequence=4, clip_length=2, batch_size=3,
+                  crops_per_clip=2, sample_seed=11, num_groups=4,
+                  transform=Compose([HorizontalFlip(), RandomScaleCrop(80, 48,
+                                                                       reference_size=(160, 90))]))
+    groups = SyntheticClipGroups(**kwargs)
+    # 2 clips x 2 crops per sequence and batches of 3: 3 sequences fill 4 batches per group.
+    assert (groups.sequences_per_group, groups.batches_per_group) == (3, 4)
+    group = groups[1]
+    assert len(group) == 4
+    seen = set()
+    for batch in group:
+        assert len(batch) == 2 and batch[0]["image"].shape == (3, 3, 48, 80)
+        for b in range(3):
+            seq = batch[0]["sequence"][b]
+            assert batch[1]["sequence"][b] == seq  # one clip per row...
+            assert int(batch[1]["frame_index"][b]) == int(batch[0]["frame_index"][b]) + 1
+            # ...with one window for all its frames.
+            torch.testing.assert_close(batch[0]["intrinsics"][b], batch[1]["intrinsics"][b])
+            seen.add(seq)
+    # Pass 0 uses every sequence before any repeats (3 sequences per group, 3 ids).
+    assert seen == {"train00000", "train00001", "train00002"}
+    # Same index, same bytes, in a fresh dataset (a resumed run sees what it would have seen).
+    again = SyntheticClipGroups(**kwargs)[1]
+    for x, y in zip(group, again, strict=True):
+        torch.testing.assert_close(x[0]["image"], y[0]["image"], rtol=0, atol=0)
+        torch.testing.assert_close(x[1]["depth_m"], y[1]["depth_m"], rtol=0, atol=0)
+    other = groups[2]
+    assert not torch.equal(other[0][0]["image"], group[0][0]["image"])
+    # The world options pass through: frames carry the fixed fov's focal, scaled by the crop.
+    world = SyntheticWorld(seed=5, width=160, height=90, fov_deg=90.0)
+    fx = next(iter(world.sequence("train00000", 1))).intrinsics.fx
+    scale = group[0][0]["intrinsics"][0, 0].item() / fx
+    assert 0.9 - 1e-3 <= scale <= 1.4 + 1e-3
 
-    clips = SyntheticStreamDataset(2, 2, clip_length=2, seed=5, width=96, height=54,
-                                   transform=Compose([HorizontalFlip(),
-                                                      RandomScaleCrop(96, 64)]))
-    batch = list(clips)
-    assert len(batch) == len(clips) == 2
-    for clip in batch:
-        assert [f["frame_index"] for f in clip] == [0, 1]
-        torch.testing.assert_close(clip[0]["intrinsics"], clip[1]["intrinsics"])
-    steps = collate_clips(batch[:2])
-    assert len(steps) == 2 and steps[0]["image"].shape == (2, 3, 64, 96)
 
-
-def test_stream_dataset_shards_sequences_between_workers():
-    from torch.utils.data import DataLoader
-
-    stream = SyntheticStreamDataset(3, 2, seed=2, width=64, height=36, fov_deg=90.0)
-    loader = DataLoader(stream, batch_size=None, num_workers=2)
-    seen = sorted((item["sequence"], item["frame_index"]) for item in loader)
-    assert seen == [(f"stream{s:04d}", f) for s in range(3) for f in range(2)]
+def test_synthetic_clip_groups_without_augmentation_are_the_world_frames():
+    groups = SyntheticClipGroups(world_seed=5, world_kwargs={"width": 160, "height": 90,
+                                                             "fov_deg": 90.0},
+                                 num_sequences=2, frames_per_sequence=2, clip_length=1,
+                                 batch_size=2, crops_per_clip=1, transform=None,
+                                 sample_seed=0, num_groups=1)
+    (batch,) = groups[0][:1]
+    world = SyntheticWorld(seed=5, width=160, height=90, fov_deg=90.0)
+    for b in range(2):
+        seq, index = batch[0]["sequence"][b], int(batch[0]["frame_index"][b])
+        frame = list(world.sequence(seq, index + 1))[index]
+        torch.testing.assert_close(batch[0]["image"][b],
+                                   torch.from_numpy(frame.rgb).permute(2, 0, 1).float() / 255)
+        # Exact depth everywhere, the sky (1000 m) included: the loss teaches "far" on it.
+        assert batch[0]["depth_valid"][b, 0].all()
+        torch.testing.assert_close(batch[0]["depth_m"][b, 0], torch.from_numpy(frame.depth_m),
+                                   rtol=0, atol=0)
+        assert batch[0]["labels"][b].tolist() == [o.category_id for o in frame.objects]

@@ -11,13 +11,16 @@ from depthssd_train.losses import (
     DepthSSDLoss,
     FrameTargets,
     LossConfig,
+    atss_match,
     canonical_depth_target,
     depth_loss,
     detection_loss,
+    far_depth_loss,
     gradient_matching_loss,
     hard_negative_mask,
     match_anchors,
     silog_loss,
+    upsample_prediction,
 )
 
 # Four anchors: two 10x10 squares, one far away, one overlapping the first square by a third.
@@ -38,6 +41,50 @@ def _targets(boxes, labels, depth=None, focal=None, has_boxes=None, has_depth=No
         has_boxes=torch.ones(b, dtype=torch.bool) if has_boxes is None else has_boxes,
         has_depth=torch.ones(b, dtype=torch.bool) if has_depth is None else has_depth,
     )
+
+
+def test_atss_gives_a_small_box_several_positives_where_iou_05_gives_one():
+    """A 10x20 px pedestrian among anchors of 14x14, 8x24 and 24x8 px on an 8-px grid: no anchor
+    reaches IoU 0.5, so the SSD matcher forces just its best one; ATSS keeps the candidates at or
+    above mean + std of their IoUs (worked out by hand below) whose centre lies in the box."""
+    centres = [(x + 4.0, y + 4.0) for y in range(0, 48, 8) for x in range(0, 48, 8)]
+    shapes = [(14.0, 14.0), (8.0, 24.0), (24.0, 8.0)]
+    anchors = torch.tensor([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+                            for cx, cy in centres for w, h in shapes])
+    gt = torch.tensor([[11.0, 6.0, 21.0, 26.0]])  # 10 x 20, centre (16, 16)
+    assert int((match_anchors(anchors, gt, 0.5) >= 0).sum()) == 1
+    matches = atss_match(anchors, gt, [anchors.shape[0]], len(shapes), topk=4)
+    # The 4 nearest cells are centred at (12 or 20, 12 or 20), inside the box. At each, the
+    # 14x14 anchor overlaps it by 8 x 13 = 104 px^2 (IoU 104/292 = 0.356), the 8x24 one by
+    # 5 x 18 = 90 (90/302 = 0.298), the 24x8 one by 10 x 8 = 80 (80/312 = 0.256).
+    ious = torch.tensor([104 / 292, 90 / 302, 80 / 312] * 4)
+    threshold = float(ious.mean() + ious.std())  # 0.3035 + 0.0428 = 0.346
+    assert 90 / 302 < threshold <= 104 / 292
+    cells = {7, 8, 13, 14}  # (12, 12), (20, 12), (12, 20), (20, 20)
+    assert torch.nonzero(matches >= 0).flatten().tolist() == sorted(3 * c for c in cells)
+    # Two boxes each take their own anchors; none goes without one.
+    gt2 = torch.tensor([[11.0, 6.0, 21.0, 26.0], [0.0, 0.0, 14.0, 14.0]])
+    m2 = atss_match(anchors, gt2, [anchors.shape[0]], len(shapes), topk=4)
+    assert set(m2[m2 >= 0].tolist()) == {0, 1}
+    assert int(m2[0]) == 1  # the 14x14 anchor at (4, 4): IoU 100/296 with box 1
+    assert atss_match(anchors, torch.zeros((0, 4)), [anchors.shape[0]], 3).eq(-1).all()
+
+
+def test_atss_per_level_candidates_and_iou_threshold():
+    """Two levels: per level the topk nearest cells are candidates, positives are the
+    candidates at or above mean + std of all candidates' IoUs."""
+    level0 = torch.tensor([[0.0, 0.0, 10.0, 10.0], [10.0, 0.0, 20.0, 10.0],
+                           [20.0, 0.0, 30.0, 10.0]])
+    level1 = torch.tensor([[0.0, 0.0, 20.0, 20.0], [20.0, 0.0, 40.0, 20.0]])
+    anchors = torch.cat([level0, level1])
+    gt = torch.tensor([[2.0, 0.0, 12.0, 10.0]])  # centre (7, 5)
+    m = atss_match(anchors, gt, [3, 2], 1, topk=2)
+    # Candidates: level 0 anchors 0 and 1 (IoU 80/120 and 20/180), both level-1 anchors (IoU
+    # 100/400 and 0); only anchor 0 reaches mean + std (0.257 + 0.292) with its centre inside.
+    ious = torch.tensor([80 / 120, 20 / 180, 100 / 400, 0.0])
+    threshold = float(ious.mean() + ious.std())
+    assert 80 / 120 >= threshold > 100 / 400
+    assert m.tolist() == [0, -1, -1, -1, -1]
 
 
 def test_matching_threshold_and_forced_best_anchor():
@@ -167,14 +214,14 @@ def test_asymmetric_labels_zero_gradient_for_missing_head():
     assert depth.grad[0].abs().sum().item() == 0.0
     assert cls.grad[0].abs().sum().item() > 0 and depth.grad[1].abs().sum().item() > 0
     # A batch with no depth label at all: depth head gets exactly zero gradient and the
-    # normalised static weights reduce to the mean of the two detection terms.
+    # detection terms keep the weight they have in every batch (1/3 each, not 1/2).
     for x in (cls, box, depth):
         x.grad = None
     t.has_depth = torch.tensor([False, False])
     total, terms = loss_fn(cls, box, depth, ANCHORS, t)
     total.backward()
     assert depth.grad is not None and depth.grad.abs().sum().item() == 0.0
-    assert total.item() == pytest.approx((terms["cls"] + terms["box"]).item() / 2, rel=1e-6)
+    assert total.item() == pytest.approx((terms["cls"] + terms["box"]).item() / 3, rel=1e-6)
 
 
 def test_static_weights_are_normalised():
@@ -185,6 +232,21 @@ def test_static_weights_are_normalised():
     total, terms = loss_fn(cls, box, depth, ANCHORS, t)
     expected = (terms["cls"] + terms["box"] + 2 * terms["depth"]) / 4
     assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_static_weights_do_not_swing_with_the_labels_a_batch_carries():
+    """The same detection prediction weighs the same in a batch with depth labels and without."""
+    loss_fn = DepthSSDLoss(LossConfig(weights={"cls": 1.0, "box": 2.0, "depth": 1.0}), 1000.0)
+    torch.manual_seed(1)
+    cls, box = torch.randn(1, 4, 9, requires_grad=True), torch.randn(1, 4, 4)
+    depth = torch.rand(1, 1, 4, 4) + 5
+    grads = []
+    for has_depth in (True, False):
+        t = _targets([[[0.0, 0.0, 10.0, 10.0]]], [[1]], has_depth=torch.tensor([has_depth]))
+        total, _ = loss_fn(cls, box, depth, ANCHORS, t)
+        (g,) = torch.autograd.grad(total, cls)
+        grads.append(g)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
 
 
 def test_uncertainty_weighting_gradient():
@@ -208,3 +270,30 @@ def test_uncertainty_weighting_gradient():
 def test_bad_loss_config_names_the_key(kwargs, word):
     with pytest.raises(ValueError, match=word):
         LossConfig(**kwargs).validate()
+
+
+def test_inverse_upsampling_is_exact_on_a_road_and_the_sky_is_taught_far():
+    """A level road has inverse depth linear in the row: upsampling a 4x coarser prediction in
+    inverse depth reproduces it exactly, in metres it does not. Pixels labelled beyond
+    depth_max_m (the sky) cost ``relu(log(max) - log(pred))`` and nothing once far enough."""
+    rows = torch.arange(16, dtype=torch.float64) + 0.5
+    inverse = (rows + 2.0) / (1.6 * 100.0)  # (v - cy) / (h * f) with the horizon above row 0
+    fine = (1.0 / inverse).view(1, 1, 16, 1).expand(1, 1, 16, 8).float()
+    coarse_rows = torch.arange(4, dtype=torch.float64) * 4 + 2.0
+    coarse = (1.6 * 100.0 / (coarse_rows + 2.0)).view(1, 1, 4, 1).expand(1, 1, 4, 2).float()
+    exact = upsample_prediction(coarse, (16, 8), "inverse")
+    interior = slice(2, 14)  # half a coarse cell from the border the interpolation clamps
+    torch.testing.assert_close(exact[0, interior], fine[0, 0, interior], rtol=1e-5, atol=0)
+    metres = upsample_prediction(coarse, (16, 8), "depth")
+    assert float((metres[0, interior] / fine[0, 0, interior] - 1).abs().max()) > 0.02
+    cfg = LossConfig(depth_max_m=100.0)
+    depth = torch.full((1, 4, 4), 10.0)
+    depth[0, :2] = 1000.0  # sky in the two top rows
+    t = _targets([[]], [[]], depth=depth, focal=torch.tensor([1000.0]))
+    near_sky = torch.full((1, 1, 4, 4), 10.0, requires_grad=True)
+    far = far_depth_loss(near_sky, t, 1000.0, cfg)
+    assert far.item() == pytest.approx(math.log(100.0 / 10.0), rel=1e-5)
+    far.backward()
+    assert near_sky.grad[0, 0, :2].abs().sum() > 0 and near_sky.grad[0, 0, 2:].abs().sum() == 0
+    assert far_depth_loss(torch.full((1, 1, 4, 4), 150.0), t, 1000.0, cfg).item() == 0.0
+    assert far_depth_loss(near_sky, t, 1000.0, LossConfig(far_weight=0.0)).item() == 0.0

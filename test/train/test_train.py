@@ -1,5 +1,6 @@
-"""depthssd-train end to end on tiny synthetic clips: config errors, checkpoints, resume,
-divergence, memory carried through clips, and DDP with two CPU processes on gloo."""
+"""depthssd-train end to end on tiny synthetic clips: config errors, checkpoints, bit-exact
+resume, snapshots, EMA, the precision probe, divergence, memory carried through clips, and DDP
+with two CPU processes on gloo."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from depthssd_core.model import build_model
 from depthssd_train.cli.train import main as train_main
 from depthssd_train.losses import DepthSSDLoss, LossConfig
 from depthssd_train.train import ClipTrainer, lr_factor, train
+from depthssd_train.train_checkpoint import list_snapshots
 from depthssd_train.train_config import TrainConfig, load_config
+from depthssd_train.train_precision import choose_precision
 
 TINY_MODEL = {"input_width": 160, "input_height": 96, "neck_dim": 32, "memory_dk": 8,
               "memory_dv": 8}
@@ -29,8 +32,7 @@ def tiny_overrides(run_dir, steps=2, extra=()):
     """Overrides of config/train/smoke.yaml for a tiny, fast run in ``run_dir``."""
     return [f"run_dir={run_dir}", f"schedule.0.steps={steps}", "schedule.0.batch_size=1",
             "schedule.0.clip_length=2", "data.synth_sequences=2",
-            "data.synth_frames_per_sequence=3", "data.shuffle_buffer_clips=0", "threads=1",
-            "checkpoint_every=1", *extra]
+            "data.synth_frames_per_sequence=3", "threads=1", "checkpoint_every=1", *extra]
 
 
 def test_bad_config_key_fails_at_once_with_one_line(tmp_path, capsys):
@@ -72,6 +74,78 @@ def test_lr_schedule_warmup_and_cosine():
     assert lr_factor(50, cfg) == pytest.approx(0.1)  # first warm-up step of stage 2
     assert lr_factor(59, cfg) == pytest.approx(1.0)
     assert lr_factor(80, cfg) == pytest.approx(0.1)
+
+
+def _weights(path):
+    return load_model(path).state_dict()
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tmp_path):
+    """Stop after 3 of 5 steps (mid-way through a rendered group: 2 windows per clip), resume,
+    and compare every weight, the EMA and the raw ones, exactly (CPU, one thread)."""
+    extra = ["schedule.0.crops_per_clip=2", "checkpoint_every=100", "ema.decay=0.5"]
+    whole = load_config("config/train/smoke.yaml",
+                        tiny_overrides(tmp_path / "whole", steps=5, extra=extra))
+    train(whole, progress=False)
+    parts = load_config("config/train/smoke.yaml",
+                        tiny_overrides(tmp_path / "parts", steps=5, extra=extra))
+    first = train(parts, progress=False, stop_after_steps=3)
+    assert first["steps"] == 3 and first["stopped"] == "step limit"
+    assert read_metadata(tmp_path / "parts" / "last.safetensors")["step"] == 3
+    code = train_main(["--resume", str(tmp_path / "parts"), "--no-progress"])
+    assert code == 0
+    for name in ("last.safetensors", "last_raw.safetensors"):
+        a, b = _weights(tmp_path / "whole" / name), _weights(tmp_path / "parts" / name)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{name}: {key} differs"
+    ema, raw = _weights(tmp_path / "whole" / "last.safetensors"), \
+        _weights(tmp_path / "whole" / "last_raw.safetensors")
+    assert any(not torch.equal(ema[k], raw[k]) for k in ema if ema[k].is_floating_point())
+
+
+def test_snapshots_every_n_images_and_summary(tmp_path):
+    run = tmp_path / "run"
+    cfg = load_config("config/train/smoke.yaml", tiny_overrides(
+        run, steps=4, extra=["snapshot_every_images=4"]))
+    summary = train(cfg, progress=False)
+    snaps = list_snapshots(run)
+    # 2 images per step (1 clip of 2 frames): a snapshot after 4 and after 8 images.
+    assert [n for n, _ in snaps] == [4, 8]
+    assert read_metadata(snaps[0][1])["images_seen"] == 4
+    last = _weights(run / "last.safetensors")
+    assert all(torch.equal(v, _weights(snaps[-1][1])[k]) for k, v in last.items())
+    assert summary["images_seen"] == 8 and summary["precision"] == "fp32"
+    assert 0.0 <= summary["data_wait_share"] < 1.0 and summary["images_per_s"] > 0
+    assert summary["cpu_s"] > 0
+
+
+def test_ema_update_follows_timm_warmup_decay():
+    """After one update at step t the EMA is ``d * ema + (1 - d) * model`` with the warm-up
+    decay ``min(decay, 1 - (1 + t) ** -0.75)``."""
+    from timm.utils import ModelEmaV3
+
+    model = torch.nn.Linear(3, 2)
+    ema = ModelEmaV3(model, decay=0.99, use_warmup=True, warmup_power=0.75)
+    before = ema.module.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model, step=11)  # timm counts from step - 1 = 10
+    d = min(0.99, 1 - (1 + 10) ** -0.75)
+    torch.testing.assert_close(ema.module.weight, d * before + (1 - d) * model.weight)
+
+
+def test_precision_auto_probes_and_names_its_choice():
+    trainer = _tiny_trainer()
+    before = {k: v.clone() for k, v in trainer.state_dict().items()}
+    choice = choose_precision("auto", trainer, torch.device("cpu"), 1, 96, 160, repeats=1)
+    assert choice.name in ("fp32", "bf16") and choice.how == "probe"
+    assert choice.fp32_s > 0 and choice.bf16_s > 0
+    assert (choice.dtype is torch.bfloat16) == (choice.name == "bf16")
+    assert choice.name in choice.describe() and "ms" in choice.describe()
+    # The probe ran on a copy: BatchNorm statistics of the trainer are untouched.
+    assert all(torch.equal(before[k], v) for k, v in trainer.state_dict().items())
+    assert choose_precision("fp32", trainer, torch.device("cpu"), 1, 96, 160).dtype is None
 
 
 def test_train_checkpoint_and_resume(tmp_path):
@@ -200,3 +274,22 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
     np.testing.assert_array_equal(r0, r1)
     np.testing.assert_array_equal(r0, saved)
     assert math.isfinite(float(np.abs(r0).sum()))
+
+
+def test_ranks_get_disjoint_groups_through_the_distributed_sampler():
+    """Two ranks of one stage see different sequences; each rank's stream restarted at a step
+    continues with exactly the batch it would have had."""
+    from depthssd_train.train_data import DistInfo, build_loader
+
+    cfg = load_config("config/train/smoke.yaml", tiny_overrides(
+        "unused", steps=4, extra=["data.synth_sequences=8", "data.sequences_per_group=1"]))
+    model_cfg = cfg.model.build_config()
+    seqs = []
+    for rank in (0, 1):
+        loader = build_loader(cfg, 0, model_cfg, DistInfo(rank, 2))
+        seqs.append({next(loader)[0]["sequence"][0] for _ in range(2)})
+    assert not seqs[0] & seqs[1]
+    full = build_loader(cfg, 0, model_cfg, DistInfo(1, 2))
+    batches = [next(full) for _ in range(3)]
+    resumed = next(build_loader(cfg, 0, model_cfg, DistInfo(1, 2), start_step=2))
+    torch.testing.assert_close(resumed[1]["image"], batches[2][1]["image"], rtol=0, atol=0)
