@@ -156,10 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     (args.run / "learning_curve.json").write_text(json.dumps(
         {"data": str(args.data), "rows": rows}, indent=2, allow_nan=True))
     plot(rows, args.run / "learning_curve.png", f"{args.run.name} on {args.data.name}")
+    def num(value: float | None) -> str:
+        # The fixed-class headline is null when a class has no ground truth in the split.
+        return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
     for r in rows:
-        print(f"{r['name']}: {r['images_seen']} images, near AP@.5 {r['near_map50']:.3f} "
-              f"(car {r['near_car_ap50']:.3f}, ped {r['near_pedestrian_ap50']:.3f}), "
-              f"AbsRel {r['depth_abs_rel']:.3f}, delta1 {r['depth_delta1']:.3f}")
+        print(f"{r['name']}: {r['images_seen']} images, near AP@.5 {num(r['near_map50'])} "
+              f"(car {num(r['near_car_ap50'])}, ped {num(r['near_pedestrian_ap50'])}), "
+              f"AbsRel {num(r['depth_abs_rel'])}, delta1 {num(r['depth_delta1'])}")
     print(f"learning_curve: wrote {args.run / 'learning_curve.png'}")
     return 0
 
