@@ -40,6 +40,8 @@ PYTHON_KEYS = {
     "tensorboard": "python3-tensorboard-pip",
     "rosbags": "python3-rosbags-pip",
     "pycocotools": "python3-pycocotools-pip",
+    "omegaconf": "python3-omegaconf-pip",
+    "psutil": "python3-psutil",
     "carla": "carla-pip",
     "pytest": "python3-pytest",
 }
@@ -47,7 +49,7 @@ PYTHON_KEYS = {
 PUBLIC_KEYS = {"python3-numpy", "python3-opencv", "python3-yaml", "python3-pil",
                "python3-pytorch-pip", "python3-timm-pip", "python3-onnxruntime-pip",
                "python3-tqdm", "python3-matplotlib", "python3-tensorboard-pip",
-               "python3-rosbags-pip", "carla-pip", "python3-pytest"}
+               "python3-rosbags-pip", "carla-pip", "python3-pytest", "python3-psutil"}
 #: What the tensorboard writer of the training code imports (through torch.utils.tensorboard).
 INDIRECT = {"depthssd_train": {"tensorboard"}}
 #: Declared without an import: started by a launch file.
