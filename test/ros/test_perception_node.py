@@ -631,10 +631,11 @@ def test_an_image_without_its_camera_info_waits_then_uses_the_latest_of_its_size
 
 
 def test_a_frame_too_large_for_the_transport_is_counted_and_harms_no_other(rig):
-    """A 4096x3072 bgra8 image (50 MB) exceeds the 16 MB Fast DDS profile; its camera_info
-    arrives. The node counts that camera_info as one without its image and processes the
-    following normal frames with their own camera_info. (The transport may also lose the next
-    frame or so after the oversized one: those are counted the same way.)
+    """A 4096x3072 bgra8 image (50 MB) exceeds the profile's 16 MiB shared-memory segment and
+    travels in UDP fragments over best effort, where it is usually lost (3 of 20 arrived in
+    benchmarks/image_transport.py); its camera_info arrives. The node counts that camera_info as
+    one without its image and processes the following normal frames with their own camera_info.
+    The transport may also lose the frame after the oversized one: counted the same way.
     """
     start = rig.settle()
     big = CameraIntrinsics.from_fov(4096, 3072, 90.0)
@@ -664,7 +665,6 @@ def test_a_frame_too_large_for_the_transport_is_counted_and_harms_no_other(rig):
     # Every frame whose camera_info arrived is accounted for: its image arrived, or its
     # camera_info is counted as one without an image.
     assert infos <= received + without_image <= total, values
-    assert received < total and without_image >= 1, values
 
 
 def _odd_frame(sec: int, nanosec: int) -> tuple[Image, CameraInfo]:
