@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,6 +111,7 @@ class Rig:
             client.wait_for_publishers(inbox)
         self.next_stamp = 100.0
         self.intrinsics = INTRINSICS  # what send() publishes as camera_info
+        self.repo_root = Path(__file__).resolve().parents[2]
 
     def clear(self) -> None:
         for inbox in (self.dets, self.dets3d, self.depth, self.depth_info):
@@ -741,3 +743,18 @@ def test_diagnostics_warn_on_a_stall_and_a_reject_storm_and_recover(rig):
     finally:
         [ok] = rig.client.set_parameters(NODE, {"stale_after_s": SPECS["stale_after_s"].default})
         assert ok.successful
+
+
+def test_the_readme_lists_every_diagnostics_key(rig):
+    """The README's diagnostics table names exactly the keys the running node publishes."""
+    import re
+
+    readme = (rig.repo_root / "README.md").read_text()
+    section = readme.split("### Diagnostics of `depthssd_node`", 1)[1].split("\n### ", 1)[0]
+    documented = set()
+    for line in section.splitlines():
+        cells = line.split("|")
+        if len(cells) > 2 and "`" in cells[1]:
+            documented.update(re.findall(r"`([a-z0-9_]+)`", cells[1]))
+    published = set(rig.latest_diag(lambda v: True))
+    assert documented == published
