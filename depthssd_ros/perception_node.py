@@ -222,13 +222,7 @@ class PerceptionNode(Node):
         # counted as rejected and never displaces a good frame waiting in the slot.
         received = time.monotonic()
         values = self._values
-        stamp = msg.header.stamp
-        key = stamp_ns(stamp.sec, stamp.nanosec)
-        problem = stamp_problem(stamp.sec, stamp.nanosec)
-        header = msg.header
-        replace = problem == "zero" and values["replace_zero_stamp"]
-        if replace:
-            header = Header(frame_id=msg.header.frame_id, stamp=self.get_clock().now().to_msg())
+        key, header = self._checked_stamp(msg, values)
         with self._cond:
             self._camera_infos.note_image(key)
         with self._stats.lock:
@@ -236,14 +230,6 @@ class PerceptionNode(Node):
             self._stats.last_image = received
             self._stats.upstream.add(conv.stamp_to_seconds(msg.header),
                                      values["memory_reset_gap_s"])
-            if problem:
-                self._stats.stamp_problems[problem] += 1
-                self._stats.stamps_replaced += replace
-        if problem:
-            action = "replaced by the receive time" if replace else "kept on the outputs"
-            self._log("warning", f"stamp:{problem}",
-                      f"image stamp is {problem} (sec {stamp.sec}, nanosec {stamp.nanosec}); "
-                      f"{action}")
         try:
             frame = conv.image_to_frame(msg)
         except ValueError as exc:
@@ -266,6 +252,29 @@ class PerceptionNode(Node):
                     self._stats.dropped += 1
             self._slot = _Frame(msg, header, key, frame, intrinsics, received)
             self._cond.notify()
+
+    def _checked_stamp(self, msg: Image, values: dict[str, Any]) -> tuple[int, Header]:
+        """The image's stamp in ns (its camera_info's key) and the header for its outputs.
+
+        Odd stamps are counted and logged; the input header is kept, except that a zero stamp
+        becomes the receive time when ``replace_zero_stamp`` says so.
+        """
+        stamp = msg.header.stamp
+        problem = stamp_problem(stamp.sec, stamp.nanosec)
+        header = msg.header
+        if problem is None:
+            return stamp_ns(stamp.sec, stamp.nanosec), header
+        replace = problem == "zero" and values["replace_zero_stamp"]
+        if replace:
+            header = Header(frame_id=msg.header.frame_id, stamp=self.get_clock().now().to_msg())
+        with self._stats.lock:
+            self._stats.stamp_problems[problem] += 1
+            self._stats.stamps_replaced += replace
+        action = "replaced by the receive time" if replace else "kept on the outputs"
+        self._log("warning", f"stamp:{problem}",
+                  f"image stamp is {problem} (sec {stamp.sec}, nanosec {stamp.nanosec}); "
+                  f"{action}")
+        return stamp_ns(stamp.sec, stamp.nanosec), header
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         key = stamp_ns(msg.header.stamp.sec, msg.header.stamp.nanosec)
