@@ -142,6 +142,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "If > 0, ignore camera_info K and use CARLA intrinsics from this horizontal field "
               "of view (CARLA's native ROS 2 camera_info has a wrong fx), degrees.",
               0.0, 179.0, dynamic=True),
+    # --- input pairing and stamps ---
+    ParamSpec("camera_info_slop_s", 0.0,
+              "Largest stamp difference between an image and its camera_info, seconds (0: the "
+              "same stamp, as CARLA sends them).", 0.0, 1.0, dynamic=True),
+    ParamSpec("camera_info_wait_s", 0.05,
+              "How long an image without its camera_info waits for it before the latest valid "
+              "camera_info of its size is used (counted), seconds.", 0.0, 1.0, dynamic=True),
+    ParamSpec("replace_zero_stamp", False,
+              "Give an image stamped zero the node's receive time (false: keep the input "
+              "stamp; zero stamps are counted either way).", dynamic=True),
     # --- temporal memory ---
     ParamSpec("memory_enabled", True,
               "Carry the network's memory across frames (false: every frame starts fresh).",
@@ -163,6 +173,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               dynamic=True),
     ParamSpec("diagnostics_period_s", 1.0, "Period of the /diagnostics status, seconds.",
               0.1, 60.0),
+    ParamSpec("stale_after_s", 2.0,
+              "/diagnostics turns WARN when no image arrived (or none was processed) for this "
+              "long, seconds.", 0.1, 3600.0, dynamic=True),
+    ParamSpec("health_window_frames", 20,
+              "Recent frames whose verdicts set the /diagnostics level (WARN when more than "
+              "half were rejected, ERROR when one failed in the backend).", 1, 10000),
+    ParamSpec("log_throttle_s", 5.0,
+              "Shortest time between two log lines of one kind of per-frame problem (rejected "
+              "frame, memory reset, odd stamp, failed inference), seconds; the lines held "
+              "back are counted.", 0.0, 3600.0, dynamic=True),
     ParamSpec("debug_inference_delay_ms", 0.0,
               "Testing only: extra delay added to every inference, milliseconds.", 0.0, 10000.0,
               dynamic=True),
