@@ -105,6 +105,20 @@ class StandInState:
         return [msg for sev, msg in self.messages if sev in ("ERROR", "INTERNAL_ERROR")]
 
 
+class _IndexedIO:
+    """Inputs and outputs by index, as both ``ILayer`` and ``INetworkDefinition`` give them
+    (from ``self._inputs`` and ``self._outputs``)."""
+
+    num_inputs = property(lambda self: len(self._inputs))
+    num_outputs = property(lambda self: len(self._outputs))
+
+    def get_input(self, index):
+        return self._inputs[index]
+
+    def get_output(self, index):
+        return self._outputs[index]
+
+
 def _view(address: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """The memory at ``address`` as a writable numpy array (what a device pointer is to TRT)."""
     dtype = np.dtype(dtype)
@@ -212,21 +226,13 @@ def make_tensorrt(version: str, gpu: dict[str, Any] | None = None) -> types.Modu
         is_network_input = property(lambda self: self._role == "input")
         is_network_output = property(lambda self: self._role == "output")
 
-    class ILayer:
+    class ILayer(_IndexedIO):
         def __init__(self, name, inputs, outputs, network):
             self._name, self._inputs, self._outputs = name, inputs, outputs
             self._network = network
             self._precision, self._output_types = None, {}
 
         name = property(lambda self: self._name)
-        num_inputs = property(lambda self: len(self._inputs))
-        num_outputs = property(lambda self: len(self._outputs))
-
-        def get_input(self, index):
-            return self._inputs[index]
-
-        def get_output(self, index):
-            return self._outputs[index]
 
         def get_output_type(self, index):
             return self._output_types.get(index, self._outputs[index].dtype)
@@ -256,7 +262,7 @@ def make_tensorrt(version: str, gpu: dict[str, Any] | None = None) -> types.Modu
             def reset_output_type(self, index):
                 self._output_types.pop(index, None)
 
-    class INetworkDefinition:
+    class INetworkDefinition(_IndexedIO):
         def __init__(self, flags):
             self._flags = int(flags)
             self._inputs, self._outputs, self._layers = [], [], []
@@ -264,15 +270,7 @@ def make_tensorrt(version: str, gpu: dict[str, Any] | None = None) -> types.Modu
             self._precision_requests: list[str] = []
 
         flags = property(lambda self: self._flags)
-        num_inputs = property(lambda self: len(self._inputs))
-        num_outputs = property(lambda self: len(self._outputs))
         num_layers = property(lambda self: len(self._layers))
-
-        def get_input(self, index):
-            return self._inputs[index]
-
-        def get_output(self, index):
-            return self._outputs[index]
 
         def get_layer(self, index):
             return self._layers[index]
