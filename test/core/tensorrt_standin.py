@@ -119,6 +119,17 @@ class _IndexedIO:
         return self._outputs[index]
 
 
+def _tagged_json(data: bytes, magic: bytes) -> Any:
+    """The JSON a stand-in blob carries after its ``magic`` tag; None for another tag or bad
+    JSON (what a real TensorRT says is corrupted)."""
+    if not data.startswith(magic):
+        return None
+    try:
+        return json.loads(data[len(magic):])
+    except ValueError:
+        return None
+
+
 def _view(address: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """The memory at ``address`` as a writable numpy array (what a device pointer is to TRT)."""
     dtype = np.dtype(dtype)
@@ -431,10 +442,8 @@ def make_tensorrt(version: str, gpu: dict[str, Any] | None = None) -> types.Modu
             data = bytes(serialized_timing_cache)
             if not data:
                 return ITimingCache()
-            try:
-                assert data.startswith(_TIMING_MAGIC)
-                body = json.loads(data[len(_TIMING_MAGIC):])
-            except (AssertionError, ValueError):
+            body = _tagged_json(data, _TIMING_MAGIC)
+            if body is None:
                 self._logger.log(Severity.ERROR, "timing cache data is corrupted")
                 return None
             return ITimingCache(body["device"], body["entries"])
@@ -652,10 +661,8 @@ def make_tensorrt(version: str, gpu: dict[str, Any] | None = None) -> types.Modu
 
         def deserialize_cuda_engine(self, serialized_engine):
             data = bytes(serialized_engine)
-            try:
-                assert data.startswith(_PLAN_MAGIC)
-                plan = json.loads(data[len(_PLAN_MAGIC):])
-            except (AssertionError, ValueError):
+            plan = _tagged_json(data, _PLAN_MAGIC)
+            if plan is None:
                 self._logger.log(Severity.ERROR, "engine plan is corrupted (magic tag)")
                 return None
             if plan["tensorrt"] != version:
