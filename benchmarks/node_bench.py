@@ -14,6 +14,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -238,11 +239,20 @@ class NodeRun:
     """The perception node process of one run (log in ``folder``) and the bench talking to it."""
 
     def __init__(self, model: Path, args: argparse.Namespace, folder: Path) -> None:
+        self.model = model
         env = ros_environment(str(folder / "ros_log"))
         os.environ.update(env)  # this process's client joins the node's isolated domain
         self.log_path = folder / "node.log"
         self.proc = start_node(model, args.backend, args.threads, env, self.log_path)
         self.bench: Bench | None = None
+
+    @classmethod
+    def start(cls, args: argparse.Namespace, prefix: str) -> NodeRun | None:
+        """The node started on :func:`model_file`'s model, logging to a new temporary folder
+        named ``prefix...``; None (after one line on stderr) when the model file is missing."""
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        model = model_file(args, folder)
+        return None if model is None else cls(model, args, folder)
 
     def connect(self, **bench_options: Any) -> Bench:
         """Wait for the node's ``ready:`` line, then a :class:`Bench` matched with it."""

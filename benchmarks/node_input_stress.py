@@ -27,7 +27,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -201,15 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     nb.add_node_arguments(parser)
     args = parser.parse_args(argv)
 
-    folder = Path(tempfile.mkdtemp(prefix="depthssd_input_stress_"))
-    model = nb.model_file(args, folder)
-    if model is None:
+    run = nb.NodeRun.start(args, "depthssd_input_stress_")
+    if run is None:
         return 2
-    frames = nb.synthetic_frames(20, 640, 360)
-    run = nb.NodeRun(model, args, folder)
-    results: dict = {"model": str(model), "random_weights": args.random_model,
+    results: dict = {"model": str(run.model), "random_weights": args.random_model,
                      "rate_hz": args.rate, "cpu_count": os.cpu_count()}
     try:
+        frames = nb.synthetic_frames(20, 640, 360)
         bench = run.connect()
         probe = Probe(bench)
         # Warm-up: the first inference builds the ONNX Runtime session's caches.

@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=360)
     args = parser.parse_args(argv)
 
-    folder = Path(tempfile.mkdtemp(prefix="depthssd_node_latency_"))
-    model = nb.model_file(args, folder)
-    if model is None:
+    run = nb.NodeRun.start(args, "depthssd_node_latency_")
+    if run is None:
         return 2
-    frames = nb.synthetic_frames(40, args.width, args.height)
-    run = nb.NodeRun(model, args, folder)
     try:
+        frames = nb.synthetic_frames(40, args.width, args.height)
         bench = run.connect()
         # Warm-up: session start, caches; then let the node's latency window refill.
         sent = nb.stream(bench, frames, args.warmup, args.rate, 10_000_000_000)
@@ -77,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime_p50 = float(diag["runtime_latency_p50_ms"])
     e2e_p50 = float(np.median(latencies_ms)) if latencies_ms.size else float("nan")
     results = {
-        "model": str(model), "random_weights": args.random_model, "backend": diag["backend"],
+        "model": str(run.model), "random_weights": args.random_model, "backend": diag["backend"],
         "threads": args.threads, "rate_hz": args.rate, "frames": args.frames,
         "size": f"{args.width}x{args.height}", "host": platform.node(),
         "cpu_count": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -51,12 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-every", type=int, default=100)
     args = parser.parse_args(argv)
 
-    folder = Path(tempfile.mkdtemp(prefix="depthssd_node_soak_"))
-    model = nb.model_file(args, folder)
-    if model is None:
+    run = nb.NodeRun.start(args, "depthssd_node_soak_")
+    if run is None:
         return 2
-    frames = nb.synthetic_frames(40, args.width, args.height)
-    run = nb.NodeRun(model, args, folder)
     samples: list[dict[str, float]] = []
     started = time.monotonic()
 
@@ -67,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                             "rss_mib": rss_kib / 1024.0, "threads": threads})
 
     try:
+        frames = nb.synthetic_frames(40, args.width, args.height)
         bench = run.connect(extra_topics=True)
         started = time.monotonic()
         sent = nb.stream(bench, frames, args.frames, args.rate, 10_000_000_000, on_frame=sample)
@@ -84,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     growth = (last["rss_mib"] - base["rss_mib"]) / base["rss_mib"]
     thread_counts = sorted({s["threads"] for s in warm})
     results = {
-        "model": str(model), "random_weights": args.random_model, "backend": diag["backend"],
+        "model": str(run.model), "random_weights": args.random_model, "backend": diag["backend"],
         "frames": args.frames, "rate_hz": args.rate, "size": f"{args.width}x{args.height}",
         "duration_s": samples[-1]["t_s"], "cpu_count": os.cpu_count(),
         "load_avg_1min": os.getloadavg()[0],
