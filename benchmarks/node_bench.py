@@ -140,6 +140,16 @@ class Bench(SpinningNode):
         image.data = bgra.tobytes()
         return image, intrinsics_to_camera_info(header, frame.intrinsics)
 
+    def last_report_after(self, sent: dict[int, float], answer_timeout_s: float,
+                          ) -> dict[str, str]:
+        """The node's /diagnostics values once the last frame of ``sent`` is answered (or
+        ``answer_timeout_s`` passed) and two more reports arrived, so they count every frame."""
+        self.wait_for(lambda: max(sent) in self.arrivals, answer_timeout_s)
+        n_diag = len(self.diagnostics)
+        self.wait_for(lambda: len(self.diagnostics) >= n_diag + 2, 10.0)
+        with self.lock:
+            return dict(self.diagnostics[-1])
+
     def wait_for(self, predicate, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

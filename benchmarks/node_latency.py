@@ -57,11 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.detection_counts.clear()
         start_ns = 20_000_000_000 + args.warmup * round(1e9 / args.rate)
         sent = nb.stream(bench, frames, args.frames, args.rate, start_ns)
-        bench.wait_for(lambda: max(sent) in bench.arrivals, 30.0)
-        n_diag = len(bench.diagnostics)
-        bench.wait_for(lambda: len(bench.diagnostics) >= n_diag + 2, 10.0)
+        diag = bench.last_report_after(sent, 30.0)
         with bench.lock:
-            diag = dict(bench.diagnostics[-1])
             arrivals = dict(bench.arrivals)
             counts = list(bench.detection_counts)
     finally:

@@ -67,11 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         bench = run.connect(extra_topics=True)
         started = time.monotonic()
         sent = nb.stream(bench, frames, args.frames, args.rate, 10_000_000_000, on_frame=sample)
-        bench.wait_for(lambda: max(sent) in bench.arrivals, 60.0)
-        n_diag = len(bench.diagnostics)
-        bench.wait_for(lambda: len(bench.diagnostics) >= n_diag + 2, 10.0)
+        diag = bench.last_report_after(sent, 60.0)
         with bench.lock:
-            diag = dict(bench.diagnostics[-1])
             answered = len(bench.arrivals)
     finally:
         code = run.stop()
