@@ -1,6 +1,6 @@
 """Does the perception node tell the truth about its input? Five stress scenarios, measured.
 
-The node runs as its own process (``node_latency.py``'s helpers) on synthetic 640x360 bgra8
+The node runs as its own process (``node_bench.py``'s helpers) on synthetic 640x360 bgra8
 frames at ``--rate`` Hz, and this script counts what the README's claims rest on:
 
 * ``alternating_k``: intrinsics alternate between 90 and 60 degrees every frame, camera_info
@@ -27,19 +27,18 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import node_latency as nl  # sibling benchmark: node process and client helpers
+import node_bench as nb  # sibling module: node process and client helpers
 
 
 class Probe:
     """Extra subscriptions on the bench's node: output K per stamp, diagnostics levels."""
 
-    def __init__(self, bench: nl.Bench) -> None:
+    def __init__(self, bench: nb.Bench) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import CameraInfo
 
@@ -48,7 +47,7 @@ class Probe:
         self.levels: list[tuple[float, int, str, dict[str, str]]] = []
         node = bench.node
         self._subs = [
-            node.create_subscription(CameraInfo, f"/{nl.NODE_NAME}/depth/camera_info",
+            node.create_subscription(CameraInfo, f"/{nb.NODE_NAME}/depth/camera_info",
                                      self._on_info, 10),
             node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)]
 
@@ -59,7 +58,7 @@ class Probe:
 
     def _on_diag(self, msg) -> None:
         for status in msg.status:
-            if status.name.startswith(nl.NODE_NAME):
+            if status.name.startswith(nb.NODE_NAME):
                 values = {kv.key: kv.value for kv in status.values}
                 with self.bench.lock:
                     self.levels.append((time.monotonic(), ord(status.level), status.message,
@@ -87,7 +86,7 @@ def _settled(probe: Probe) -> dict[str, str]:
     return probe.diag_after(time.monotonic())
 
 
-def alternating_k(bench: nl.Bench, probe: Probe, frames: list, rate_hz: float,
+def alternating_k(bench: nb.Bench, probe: Probe, frames: list, rate_hz: float,
                   stamp0_ns: int) -> dict:
     from depthssd_core.geometry import CameraIntrinsics
     from depthssd_ros.conversions import intrinsics_to_camera_info
@@ -120,7 +119,7 @@ def alternating_k(bench: nl.Bench, probe: Probe, frames: list, rate_hz: float,
             - int(before["frames_camera_info_fallback"])}
 
 
-def bad_camera_info(bench: nl.Bench, probe: Probe, frames: list, rate_hz: float,
+def bad_camera_info(bench: nb.Bench, probe: Probe, frames: list, rate_hz: float,
                     stamp0_ns: int) -> dict:
     before = probe.diag_after(time.monotonic())
     start = time.monotonic()
@@ -151,7 +150,7 @@ def bad_camera_info(bench: nl.Bench, probe: Probe, frames: list, rate_hz: float,
             "good_answered": len(good_stamps & answered), "good_lost": good_lost, **d}
 
 
-def stamps_back_and_forth(bench: nl.Bench, probe: Probe, frames: list, rate_hz: float,
+def stamps_back_and_forth(bench: nb.Bench, probe: Probe, frames: list, rate_hz: float,
                           stamp0_ns: int, log_path: Path) -> dict:
     before = probe.diag_after(time.monotonic())
     lines_before = log_path.read_text(errors="replace").count("memory reset:")
@@ -174,7 +173,7 @@ def stamps_back_and_forth(bench: nl.Bench, probe: Probe, frames: list, rate_hz: 
             - int(before["log_lines_suppressed"])}
 
 
-def stall_and_storm(bench: nl.Bench, probe: Probe, frames: list, rate_hz: float,
+def stall_and_storm(bench: nb.Bench, probe: Probe, frames: list, rate_hz: float,
                     stamp0_ns: int) -> dict:
     t0 = time.monotonic()
     time.sleep(5.0)
@@ -198,51 +197,31 @@ def stall_and_storm(bench: nl.Bench, probe: Probe, frames: list, rate_hz: float,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="model file (default: the shipped model)")
-    parser.add_argument("--random-model", action="store_true",
-                        help="use a random-weight conv_small (no trained model needed)")
-    parser.add_argument("--backend", default="onnxruntime")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rate", type=float, default=20.0, help="input rate, Hz")
-    parser.add_argument("--json", type=Path, help="write the results here")
+    nb.add_node_arguments(parser)
     args = parser.parse_args(argv)
 
-    from depthssd_ros.params import shipped_model_path
-
-    tmp = Path(tempfile.mkdtemp(prefix="depthssd_input_stress_"))
-    model = (nl.make_random_model(tmp) if args.random_model
-             else (args.model or shipped_model_path()))
-    if not model.is_file():
-        print(f"model file not found: {model} (pass --model or --random-model)", file=sys.stderr)
+    run = nb.NodeRun.start(args, "depthssd_input_stress_")
+    if run is None:
         return 2
-    env = nl.ros_environment(str(tmp / "ros_log"))
-    os.environ.update(env)
-    frames = nl.synthetic_frames(20, 640, 360)
-    log_path = tmp / "node.log"
-    proc = nl.start_node(model, args.backend, args.threads, env, log_path)
-    bench = None
-    results: dict = {"model": str(model), "random_weights": args.random_model,
+    results: dict = {"model": str(run.model), "random_weights": args.random_model,
                      "rate_hz": args.rate, "cpu_count": os.cpu_count()}
     try:
-        nl.wait_ready(proc, log_path)
-        bench = nl.Bench()
+        frames = nb.synthetic_frames(20, 640, 360)
+        bench = run.connect()
         probe = Probe(bench)
-        bench.wait_matched()
         # Warm-up: the first inference builds the ONNX Runtime session's caches.
-        warm = nl.stream(bench, frames, 10, 5.0, 1_000_000_000)
+        warm = nb.stream(bench, frames, 10, 5.0, 1_000_000_000)
         bench.wait_for(lambda: max(warm) in bench.arrivals, 120.0)
         results["alternating_k"] = alternating_k(bench, probe, frames, args.rate,
                                                  100_000_000_000)
         results["bad_camera_info"] = bad_camera_info(bench, probe, frames, args.rate,
                                                      200_000_000_000)
         results["stamps_back_and_forth"] = stamps_back_and_forth(
-            bench, probe, frames, args.rate, 300_000_000_000, log_path)
+            bench, probe, frames, args.rate, 300_000_000_000, run.log_path)
         results.update(stall_and_storm(bench, probe, frames, args.rate, 400_000_000_000))
         results["load_avg_1min"] = os.getloadavg()[0]
     finally:
-        if bench is not None:
-            bench.close()
-        results["node_exit_code"] = nl.stop_node(proc)
+        results["node_exit_code"] = run.stop()
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

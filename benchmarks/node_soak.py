@@ -1,7 +1,7 @@
 """Soak test of the perception node: memory and threads stay flat over thousands of frames.
 
-The node runs as its own process (as in ``node_latency.py``, whose helpers this reuses) and is
-fed ``--frames`` synthetic 640x360 bgra8 frames at ``--rate`` Hz, with every output subscribed
+The node runs as its own process (``node_bench.py``'s helpers, as in ``node_latency.py``) and
+is fed ``--frames`` synthetic 640x360 bgra8 frames at ``--rate`` Hz, with every output subscribed
 (detections, 3D detections, depth, depth camera_info, overlay, markers) so every code path
 runs. Every ``--sample-every`` frames the node's resident memory (``VmRSS``) and thread count
 are read from ``/proc/<pid>/status``. After the warm-up (``--warmup-frac`` of the frames) the
@@ -20,13 +20,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import node_latency as nl  # sibling benchmark: node process and client helpers
+import node_bench as nb  # sibling module: node process and client helpers
 
 
 def proc_status(pid: int) -> tuple[int, int]:
@@ -42,67 +41,44 @@ def proc_status(pid: int) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="model file (default: the shipped model)")
-    parser.add_argument("--random-model", action="store_true",
-                        help="use a random-weight conv_small (no trained model needed)")
-    parser.add_argument("--backend", default="onnxruntime")
-    parser.add_argument("--threads", type=int, default=2)
+    nb.add_node_arguments(parser)
     parser.add_argument("--frames", type=int, default=10_000)
-    parser.add_argument("--rate", type=float, default=20.0, help="input rate, Hz")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--warmup-frac", type=float, default=0.1,
                         help="fraction of the frames before the memory baseline")
     parser.add_argument("--sample-every", type=int, default=100)
-    parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
 
-    from depthssd_ros.params import shipped_model_path
-
-    tmp = Path(tempfile.mkdtemp(prefix="depthssd_node_soak_"))
-    model = (nl.make_random_model(tmp) if args.random_model
-             else (args.model or shipped_model_path()))
-    if not model.is_file():
-        print(f"model file not found: {model} (pass --model or --random-model)", file=sys.stderr)
+    run = nb.NodeRun.start(args, "depthssd_node_soak_")
+    if run is None:
         return 2
-    env = nl.ros_environment(str(tmp / "ros_log"))
-    os.environ.update(env)
-    frames = nl.synthetic_frames(40, args.width, args.height)
-    log_path = tmp / "node.log"
-    proc = nl.start_node(model, args.backend, args.threads, env, log_path)
     samples: list[dict[str, float]] = []
-    bench = None
     started = time.monotonic()
 
     def sample(i: int) -> None:
         if i % args.sample_every == 0 or i == args.frames - 1:
-            rss_kib, threads = proc_status(proc.pid)
+            rss_kib, threads = proc_status(run.proc.pid)
             samples.append({"frame": i, "t_s": time.monotonic() - started,
                             "rss_mib": rss_kib / 1024.0, "threads": threads})
 
     try:
-        nl.wait_ready(proc, log_path)
-        bench = nl.Bench(extra_topics=True)
-        bench.wait_matched()
+        frames = nb.synthetic_frames(40, args.width, args.height)
+        bench = run.connect(extra_topics=True)
         started = time.monotonic()
-        sent = nl.stream(bench, frames, args.frames, args.rate, 10_000_000_000, on_frame=sample)
-        bench.wait_for(lambda: max(sent) in bench.arrivals, 60.0)
-        n_diag = len(bench.diagnostics)
-        bench.wait_for(lambda: len(bench.diagnostics) >= n_diag + 2, 10.0)
+        sent = nb.stream(bench, frames, args.frames, args.rate, 10_000_000_000, on_frame=sample)
+        diag = bench.last_report_after(sent, 60.0)
         with bench.lock:
-            diag = dict(bench.diagnostics[-1])
             answered = len(bench.arrivals)
     finally:
-        if bench is not None:
-            bench.close()
-        code = nl.stop_node(proc)
+        code = run.stop()
 
     warm = [s for s in samples if s["frame"] >= args.warmup_frac * args.frames]
     base, last = warm[0], warm[-1]
     growth = (last["rss_mib"] - base["rss_mib"]) / base["rss_mib"]
     thread_counts = sorted({s["threads"] for s in warm})
     results = {
-        "model": str(model), "random_weights": args.random_model, "backend": diag["backend"],
+        "model": str(run.model), "random_weights": args.random_model, "backend": diag["backend"],
         "frames": args.frames, "rate_hz": args.rate, "size": f"{args.width}x{args.height}",
         "duration_s": samples[-1]["t_s"], "cpu_count": os.cpu_count(),
         "load_avg_1min": os.getloadavg()[0],

@@ -3,12 +3,14 @@
 Eigen depth metrics of one image and the greedy one-to-one matching of detections to ground
 truth. ``depthssd_train.metrics`` builds the offline evaluation on these; the demo's live
 evaluator in ``depthssd_ros`` uses them too, so both score a frame the same way without the ROS
-package depending on training code.
+package depending on training code. Both write their metrics as JSON through :func:`json_safe`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,3 +81,18 @@ def match_detections(gt_boxes: np.ndarray, gt_labels: Sequence[int], det_boxes: 
             taken.add(best)
             pairs.append((best, int(d)))
     return pairs
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-safe copy of a metrics structure: NaN and infinities become None (JSON has
+    neither), tuples lists, numpy scalars Python numbers, keys strings; keys starting with
+    ``_`` (working data such as plot inputs) are dropped."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

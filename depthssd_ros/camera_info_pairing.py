@@ -164,7 +164,8 @@ class CameraInfoBuffer:
 
         Returns:
             A ``paired`` or ``rejected`` :class:`Pairing` if a camera_info with the stamp is
-            here, else None (call :meth:`gave_up` / :meth:`fallback` once done waiting).
+            here, else None (wait, :meth:`own_info_lost` says when to stop early, then call
+            :meth:`fallback`).
         """
         info = self._nearest(stamp_ns)
         if info is None:

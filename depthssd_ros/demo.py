@@ -45,9 +45,9 @@ from typing import Any
 
 import numpy as np
 
+from depthssd_core.metrics import json_safe
 from depthssd_ros.demo_recorder import (
     DemoRecorder,
-    finite_or_none,
     write_contact_sheet,
     write_video,
 )
@@ -120,19 +120,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
-
-
-def _json_clean(value: Any) -> Any:
-    """JSON has no NaN or infinity: those become null."""
-    if isinstance(value, dict):
-        return {k: _json_clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return finite_or_none(float(value))
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _environment_defaults(out: Path) -> None:
@@ -435,7 +422,7 @@ def summarize(plan: DemoPlan, pipeline: DemoPipeline, elapsed_s: float) -> dict[
     perception_fps = ((len(outputs) - 1) / (outputs[-1] - outputs[0])
                       if len(outputs) >= 2 and outputs[-1] > outputs[0] else None)
     evaluation = recorder.evaluator.summary()
-    return _json_clean({
+    return json_safe({
         "duration_s": round(elapsed_s, 3),
         "model": str(plan.model),
         "backend": plan.args.backend,

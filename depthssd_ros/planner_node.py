@@ -223,7 +223,10 @@ class CorridorPlanner:
         hist = self._tracks.get(obstacle.track_id) if obstacle.track_id else None
         if hist is None or not hist.samples:
             return float(obstacle.point_optical[0])
-        return float(np.median([sample[2] for sample in hist.samples]))
+        # The track keeps the longer of the two windows; the median spans only its own.
+        newest_s = hist.samples[-1][0]
+        return float(np.median([x for t, _, x in hist.samples
+                                if newest_s - t <= self.settings.lateral_window_s]))
 
     def in_corridor(self, obstacle: Obstacle) -> bool:
         """Whether ``obstacle`` is ahead, within range and inside the ego lane corridor."""

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from depthssd_core.metrics import json_safe
 from depthssd_train.evaluate import (
     FLOORS,
     EvalOptions,
@@ -46,7 +47,6 @@ from depthssd_train.evaluate import (
     evaluate,
     floor_entry,
     headline,
-    json_safe,
     make_perceptors,
     node_score_threshold,
 )

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from depthssd_core.backends.base import InferenceBackend
 from depthssd_core.classes import CLASSES
-from depthssd_core.metrics import match_detections
+from depthssd_core.metrics import json_safe, match_detections
 from depthssd_core.runtime import Detection, Perceptor, PerceptorSettings
 from depthssd_train.dataset.format import (
     group_by_sequence,
@@ -426,19 +426,6 @@ def memory_comparison(on: dict[str, float], off: dict[str, float]) -> dict[str, 
     known = [v for v in verdict.values() if v is not None]
     return {"per_metric_no_worse": verdict, "no_worse": bool(known) and all(known),
             "tolerance": MEMORY_TOLERANCE}
-
-
-def json_safe(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf become None, tuples lists, private keys dropped."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items() if not str(k).startswith("_")}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def make_perceptors(model_path: str | Path, backend: str, score_threshold: float,

@@ -82,6 +82,43 @@ def release_ros_environment() -> None:
     _state.pop("env", None)
 
 
+class SpinningNode:
+    """An rclpy node with a context of its own, spun on a background thread until ``close()``.
+
+    The base of the tests' client node (test/ros/conftest.py ``RosClient``) and of the node
+    benchmarks' client (benchmarks/node_bench.py ``Bench``). rclpy is imported here, not at the
+    top, so the module loads where ROS is missing.
+    """
+
+    def __init__(self, name: str) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # context shut down while spinning: the node is closing
+                if self.context.ok():
+                    raise
+                return
+
+    def close(self) -> None:
+        self.context.try_shutdown()
+        self._thread.join(timeout=5.0)
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
 class NodeProcess:
     """A ROS node (or any Python module) run as a child process of the test.
 

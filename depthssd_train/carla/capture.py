@@ -26,8 +26,7 @@ import math
 import os
 import signal
 import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from depthssd_train.carla.session import (
 from depthssd_train.carla.settings import FIXED_DELTA_S, CaptureError, CaptureSettings
 from depthssd_train.dataset.format import LabeledFrame
 from depthssd_train.dataset.writer import DatasetWriter
+from depthssd_train.signals import STOP_SIGNALS, signal_handlers
 
 __all__ = ["FIXED_DELTA_S", "CaptureError", "CaptureResult", "CaptureSettings", "build_frame",
            "camera_pose", "capture", "check_output", "connect", "import_carla"]
@@ -86,24 +86,14 @@ def import_carla() -> Any:
     return carla
 
 
-@contextlib.contextmanager
-def _interrupt_ends_process() -> Iterator[None]:
+def _interrupt_ends_process() -> contextlib.AbstractContextManager[bool]:
     """Ctrl-C and SIGTERM end the process at once (default dispositions) inside the block.
 
     The ``carla`` client holds the GIL while it waits for a server, so a Python handler would
     run only after the full timeout. Nothing needs cleaning while connecting: no server state is
     changed and no file is written yet.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_DFL) for sig in (signal.SIGINT,
-                                                                     signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return signal_handlers(STOP_SIGNALS, signal.SIG_DFL)
 
 
 def connect(carla: Any, host: str, port: int, timeout_s: float) -> tuple[Any, Any, str]:

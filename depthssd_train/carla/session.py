@@ -15,7 +15,6 @@ import logging
 import queue
 import re
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import numpy as np
 from depthssd_core.geometry import CameraIntrinsics
 from depthssd_train.carla.decode import FrameActor, carla_transform_matrix, frame_actor
 from depthssd_train.carla.settings import FIXED_DELTA_S, CaptureError, CaptureSettings
+from depthssd_train.signals import STOP_SIGNALS, signal_handlers
 
 _log = logging.getLogger(__name__)
 CAMERAS = (("rgb", "sensor.camera.rgb"), ("depth", "sensor.camera.depth"),
@@ -61,43 +61,26 @@ def transform_matrix(transform: Any) -> np.ndarray:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Let SIGTERM unwind like Ctrl-C so the session's cleanup runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    """Let SIGTERM unwind like Ctrl-C so the session's cleanup runs (main thread only)."""
 
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
+    with signal_handlers((signal.SIGTERM,), handler):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class _DeferredInterrupts:
-    """While active, SIGINT and SIGTERM are noted instead of raising (main thread only)."""
+    """A handler that notes SIGINT and SIGTERM instead of raising (:meth:`note`)."""
 
     def __init__(self, notify: Callable[[str], None]) -> None:
         self.notify = notify
         self.received = False
-        self._previous: dict[int, Any] = {}
 
-    def _note(self, signum: int, frame: Any) -> None:
+    def note(self, signum: int, frame: Any) -> None:
         if not self.received:
             self.notify("cleaning up the CARLA server first (settings, actors); please wait")
         self.received = True
-
-    def __enter__(self) -> _DeferredInterrupts:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._note)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 @dataclass(frozen=True)
@@ -486,7 +469,8 @@ class CarlaSession:
                 problems.append(f"{what}: {' '.join(str(err).split())}")
                 gone = "time-out" in str(err) or "timed out" in str(err)
 
-        with _DeferredInterrupts(self.notify) as deferred:
+        deferred = _DeferredInterrupts(self.notify)
+        with signal_handlers(STOP_SIGNALS, deferred.note):
             for sensor in self.sensors.values():
                 step("stop camera", sensor.stop)
                 step("destroy camera", sensor.destroy)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
+from types import ModuleType
 
 import pytest
 import torch
@@ -28,3 +30,13 @@ def model() -> DepthSSD:
     """The default configuration with seeded random weights, in eval mode."""
     torch.manual_seed(0)
     return DepthSSD().eval()
+
+
+@pytest.fixture
+def standin(monkeypatch) -> Callable[..., ModuleType]:
+    """Factory ``standin(version, gpu=None)``: for the rest of the test, ``import tensorrt``
+    gives the TensorRT stand-in of that version and depthssd sees its GPU
+    (``tensorrt_standin.install``); returns the stand-in module."""
+    import tensorrt_standin
+
+    return functools.partial(tensorrt_standin.install, monkeypatch)

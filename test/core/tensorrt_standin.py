@@ -105,6 +105,31 @@ class StandInState:
         return [msg for sev, msg in self.messages if sev in ("ERROR", "INTERNAL_ERROR")]
 
 
+class _IndexedIO:
+    """Inputs and outputs by index, as both ``ILayer`` and ``INetworkDefinition`` give them
+    (from ``self._inputs`` and ``self._outputs``)."""
+
+    num_inputs = property(lambda self: len(self._inputs))
+    num_outputs = property(lambda self: len(self._outputs))
+
+    def get_input(self, index):
+        return self._inputs[index]
+
+    def get_output(self, index):
+        return self._outputs[index]
+
+
+def _tagged_json(data: bytes, magic: bytes) -> Any:
+    """The JSON a stand-in blob carries after its ``magic`` tag; None for another tag or bad
+    JSON (what a real TensorRT says is corrupted)."""
+    if not data.startswith(magic):
+        return None
+    try:
+        return json.loads(data[len(magic):])
+    except ValueError:
+        return None
+
+
 def _view(address: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """The memory at ``address`` as a writable numpy array (what a device pointer is to TRT)."""
     dtype = np.dtype(dtype)
@@ -212,21 +237,13 @@ def make_tensorrt(version: str, gpu: dict[str, Any] | None = None) -> types.Modu
         is_network_input = property(lambda self: self._role == "input")
         is_network_output = property(lambda self: self._role == "output")
 
-    class ILayer:
+    class ILayer(_IndexedIO):
         def __init__(self, name, inputs, outputs, network):
             self._name, self._inputs, self._outputs = name, inputs, outputs
             self._network = network
             self._precision, self._output_types = None, {}
 
         name = property(lambda self: self._name)
-        num_inputs = property(lambda self: len(self._inputs))
-        num_outputs = property(lambda self: len(self._outputs))
-
-        def get_input(self, index):
-            return self._inputs[index]
-
-        def get_output(self, index):
-            return self._outputs[index]
 
         def get_output_type(self, index):
             return self._output_types.get(index, self._outputs[index].dtype)
@@ -256,7 +273,7 @@ def make_tensorrt(version: str, gpu: dict[str, Any] | None = None) -> types.Modu
             def reset_output_type(self, index):
                 self._output_types.pop(index, None)
 
-    class INetworkDefinition:
+    class INetworkDefinition(_IndexedIO):
         def __init__(self, flags):
             self._flags = int(flags)
             self._inputs, self._outputs, self._layers = [], [], []
@@ -264,15 +281,7 @@ def make_tensorrt(version: str, gpu: dict[str, Any] | None = None) -> types.Modu
             self._precision_requests: list[str] = []
 
         flags = property(lambda self: self._flags)
-        num_inputs = property(lambda self: len(self._inputs))
-        num_outputs = property(lambda self: len(self._outputs))
         num_layers = property(lambda self: len(self._layers))
-
-        def get_input(self, index):
-            return self._inputs[index]
-
-        def get_output(self, index):
-            return self._outputs[index]
 
         def get_layer(self, index):
             return self._layers[index]
@@ -433,10 +442,8 @@ def make_tensorrt(version: str, gpu: dict[str, Any] | None = None) -> types.Modu
             data = bytes(serialized_timing_cache)
             if not data:
                 return ITimingCache()
-            try:
-                assert data.startswith(_TIMING_MAGIC)
-                body = json.loads(data[len(_TIMING_MAGIC):])
-            except (AssertionError, ValueError):
+            body = _tagged_json(data, _TIMING_MAGIC)
+            if body is None:
                 self._logger.log(Severity.ERROR, "timing cache data is corrupted")
                 return None
             return ITimingCache(body["device"], body["entries"])
@@ -654,10 +661,8 @@ def make_tensorrt(version: str, gpu: dict[str, Any] | None = None) -> types.Modu
 
         def deserialize_cuda_engine(self, serialized_engine):
             data = bytes(serialized_engine)
-            try:
-                assert data.startswith(_PLAN_MAGIC)
-                plan = json.loads(data[len(_PLAN_MAGIC):])
-            except (AssertionError, ValueError):
+            plan = _tagged_json(data, _PLAN_MAGIC)
+            if plan is None:
                 self._logger.log(Severity.ERROR, "engine plan is corrupted (magic tag)")
                 return None
             if plan["tensorrt"] != version:

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from tiny_models import build_tiny_model
 
 from depthssd_core import engine, graph_contract
 from depthssd_core.backends import loading
@@ -23,7 +24,6 @@ from depthssd_core.backends.tensorrt_backend import TensorRTBackend
 from depthssd_core.backends.torch_backend import TorchBackend
 from depthssd_core.cache import user_cache_dir
 from depthssd_core.checkpoint import save_checkpoint
-from depthssd_core.config import ModelConfig
 from depthssd_core.geometry import CameraIntrinsics
 from depthssd_core.graph_contract import OUTPUT_NAMES
 from depthssd_core.hashing import file_sha256
@@ -36,10 +36,7 @@ H, W = 64, 96
 
 @pytest.fixture(scope="module")
 def model() -> DepthSSD:
-    torch.manual_seed(1)
-    cfg = dataclasses.replace(ModelConfig(), input_height=H, input_width=W, neck_dim=32,
-                              depth_dim=16, memory_dk=8, memory_dv=8, extra_levels=1)
-    return DepthSSD(cfg).eval()
+    return build_tiny_model(H, W, seed=1)
 
 
 @pytest.fixture(scope="module")

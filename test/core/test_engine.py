@@ -67,16 +67,6 @@ def write_onnx(path, height=32, width=64, drop_output=None, fp16_weights=False,
     return path
 
 
-@pytest.fixture
-def standin(monkeypatch):
-    """Install a TensorRT stand-in of the given version (and its GPU); returns a factory."""
-
-    def install(version="10.16.1.11", gpu=None):
-        return tensorrt_standin.install(monkeypatch, version, gpu)
-
-    return install
-
-
 def test_missing_tensorrt_gives_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # makes `import tensorrt` fail
     with pytest.raises(ImportError, match="onnxruntime"):

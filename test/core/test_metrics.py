@@ -1,12 +1,13 @@
 """The metrics both evaluations share (depthssd_core.metrics) against hand-computed values."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 
 from depthssd_core.boxes import box_iou
-from depthssd_core.metrics import depth_metrics, match_detections
+from depthssd_core.metrics import depth_metrics, json_safe, match_detections
 
 
 def test_depth_metrics_perfect_and_scaled():
@@ -47,3 +48,14 @@ def test_box_iou_and_greedy_matching():
     assert sorted(pairs) == [(0, 0), (1, 2)]
     # A different class never matches.
     assert match_detections(gt, [1, 2], dets[2:], [1], [0.9]) == []
+
+
+def test_json_safe_nulls_non_finite_values_and_drops_private_keys():
+    metrics = {"abs_rel": np.float32(0.25), "count": np.int64(3), "none": math.nan,
+               "far": -math.inf, "box": (1, 2.5), 7: [np.float64(math.inf), "a"],
+               "_records": [object()]}
+    safe = json_safe(metrics)
+    assert safe == {"abs_rel": 0.25, "count": 3, "none": None, "far": None, "box": [1, 2.5],
+                    "7": [None, "a"]}
+    assert type(safe["count"]) is int and type(safe["abs_rel"]) is float
+    json.dumps(safe, allow_nan=False)  # strict JSON

@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from tiny_models import build_tiny_model
 
 from depthssd_core.backends.onnxruntime_backend import OnnxRuntimeBackend
 from depthssd_core.backends.torch_backend import TorchBackend
 from depthssd_core.classes import CLASSES
-from depthssd_core.config import ModelConfig
 from depthssd_core.distance import estimate_object_distance, estimate_object_distances
 from depthssd_core.export import export_onnx
 from depthssd_core.geometry import CameraIntrinsics
@@ -28,16 +28,9 @@ FRAME_H, FRAME_W = 120, 200
 LOW_SCORE = PerceptorSettings(score_threshold=0.02, max_detections=30)
 
 
-def tiny_config() -> ModelConfig:
-    return dataclasses.replace(ModelConfig(), input_height=IN_H, input_width=IN_W, neck_dim=32,
-                               depth_dim=16, memory_dk=8, memory_dv=8, extra_levels=1,
-                               max_depth_m=200.0)
-
-
 @pytest.fixture(scope="module")
 def tiny_model() -> DepthSSD:
-    torch.manual_seed(0)
-    model = DepthSSD(tiny_config()).eval()
+    model = build_tiny_model(IN_H, IN_W, seed=0, max_depth_m=200.0)
     # Random init leaves the memory near zero; make M_0 and the state clearly non-trivial so
     # that memory resets are observable.
     with torch.no_grad():

@@ -12,9 +12,10 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from tiny_models import build_tiny_model
 
 from depthssd_core.backends.torch_backend import TorchBackend
-from depthssd_core.config import SUPERVISED_DEPTH_RANGE_M, ModelConfig
+from depthssd_core.config import SUPERVISED_DEPTH_RANGE_M
 from depthssd_core.geometry import CameraIntrinsics
 from depthssd_core.model import DepthSSD
 from depthssd_core.model_info import model_info_from_module
@@ -26,11 +27,7 @@ INTR = CameraIntrinsics.from_fov(IN_W, IN_H, 90.0)
 
 
 def _constant_depth_model(depth_c_m: float) -> DepthSSD:
-    cfg = dataclasses.replace(ModelConfig(), input_height=IN_H, input_width=IN_W, neck_dim=32,
-                              depth_dim=16, memory_dk=8, memory_dv=8, extra_levels=1,
-                              canonical_focal_px=INTR.fx)
-    torch.manual_seed(0)
-    model = DepthSSD(cfg).eval()
+    model = build_tiny_model(IN_H, IN_W, seed=0, canonical_focal_px=INTR.fx)
     head = model.depth
     share = (1.0 / depth_c_m - head.inv_min) / (head.inv_max - head.inv_min)
     with torch.no_grad():

@@ -12,21 +12,18 @@ when the backend feeds the memory state back correctly.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import onnx
 import pytest
 import tensorrt_standin
-import torch
 from onnx import TensorProto, helper
+from tiny_models import build_tiny_model
 
 from depthssd_core import engine
 from depthssd_core.backends import loading, tensorrt_backend
 from depthssd_core.backends.onnxruntime_backend import OnnxRuntimeBackend
 from depthssd_core.backends.tensorrt_backend import TensorRTBackend
 from depthssd_core.checkpoint import save_checkpoint
-from depthssd_core.config import ModelConfig
 from depthssd_core.geometry import CameraIntrinsics
 from depthssd_core.graph_contract import OUTPUT_NAMES, read_onnx_sidecar
 from depthssd_core.model import DepthSSD
@@ -39,10 +36,7 @@ FRAMES = 5
 
 @pytest.fixture(scope="module")
 def model() -> DepthSSD:
-    torch.manual_seed(3)
-    cfg = dataclasses.replace(ModelConfig(), input_height=H, input_width=W, neck_dim=32,
-                              depth_dim=16, memory_dk=8, memory_dv=8, extra_levels=1)
-    return DepthSSD(cfg).eval()
+    return build_tiny_model(H, W, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +47,6 @@ def files(model, tmp_path_factory):
     save_checkpoint(ckpt, model)
     onnx_fp16 = loading.export_cached_onnx(ckpt, model, folder / "onnx", fp16=True)
     return ckpt, onnx_fp16, folder
-
-
-@pytest.fixture
-def standin(monkeypatch):
-    def install(version="11.4.0.106", gpu=None):
-        return tensorrt_standin.install(monkeypatch, version, gpu)
-
-    return install
 
 
 def _frames(model, n):

@@ -23,10 +23,8 @@ rclpy = pytest.importorskip("rclpy")
 
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.srv import GetParameters, ListParameters, SetParameters  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from ros_env import NodeProcess  # noqa: E402
+from ros_env import NodeProcess, SpinningNode  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULE = "depthssd_ros.perception_node"
@@ -71,26 +69,11 @@ class Inbox:
         return self.wait_for(lambda msgs: len(msgs) >= count, timeout_s)
 
 
-class RosClient:
+class RosClient(SpinningNode):
     """A test-side node with its own context, spun in a background thread."""
 
     def __init__(self, name: str = "test_client") -> None:
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # context shut down while spinning: the client is closing
-                if self.context.ok():
-                    raise
-                return
+        super().__init__(name)
 
     def subscribe(self, msg_type: Any, topic: str, qos: Any = 10) -> Inbox:
         inbox = Inbox()
@@ -147,12 +130,6 @@ class RosClient:
         values = self.call(GetParameters, f"{node_name}/get_parameters", request).values
         return {name: Parameter.from_parameter_msg(ParameterMsg(name=name, value=value)).value
                 for name, value in zip(listing, values, strict=True)}
-
-    def close(self) -> None:
-        self.context.try_shutdown()
-        self._thread.join(timeout=5.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
 
 
 @pytest.fixture(scope="module")

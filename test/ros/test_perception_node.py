@@ -13,9 +13,11 @@ delayed) inference.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ from depthssd_core.geometry import CameraIntrinsics
 from depthssd_ros import conversions as conv
 from depthssd_ros.params import SPECS
 
-# The node runs with its declared defaults; tests that change a value put this one back.
+# The node runs with its declared defaults (Rig.parameters puts changed values back).
 DEFAULT_SCORE = SPECS["score_threshold"].default
 
 NODE = "/depthssd_node"
@@ -116,6 +118,20 @@ class Rig:
     def clear(self) -> None:
         for inbox in (self.dets, self.dets3d, self.depth, self.depth_info):
             inbox.clear()
+
+    @contextlib.contextmanager
+    def parameters(self, **values) -> Iterator[None]:
+        """Set the node's parameters ``values`` (in order) for the ``with`` block, then put
+        back their declared defaults, which the module's node runs with."""
+        for name, value in values.items():
+            [ok] = self.client.set_parameters(NODE, {name: value})
+            assert ok.successful, ok.reason
+        try:
+            yield
+        finally:
+            for name in values:
+                [ok] = self.client.set_parameters(NODE, {name: SPECS[name].default})
+                assert ok.successful
 
     def send(self, msg: Image, info: CameraInfo | None = None, info_first: bool = True,
              ) -> None:
@@ -269,11 +285,7 @@ def test_detection_fields_and_class_filter(rig):
     The random-weight model scores every class near 1/9, so a threshold of 0.11 lets a few
     dozen candidates through: enough to check what the messages carry.
     """
-    low = {"score_threshold": 0.11, "max_detections": 20}
-    for name, value in low.items():
-        [ok] = rig.client.set_parameters(NODE, {name: value})
-        assert ok.successful, ok.reason
-    try:
+    with rig.parameters(score_threshold=0.11, max_detections=20):
         rig.clear()
         sent = rig.run_frames(3)
         assert rig.dets3d.wait_count(3, 20.0)
@@ -297,33 +309,21 @@ def test_detection_fields_and_class_filter(rig):
             ids3d = [d.id for d in msg3d.detections]
             assert ids3d == [d.id for d in msg.detections
                              if math.isfinite(d.results[0].pose.pose.position.z)]
-        [ok] = rig.client.set_parameters(NODE, {"classes": ["car", "pedestrian"]})
-        assert ok.successful, ok.reason
-        rig.clear()
-        rig.run_frames(3)
-        names = {d.results[0].hypothesis.class_id for m in rig.dets.messages
-                 for d in m.detections}
-        assert names and names <= {"car", "pedestrian"}
-    finally:
-        restore = {"score_threshold": DEFAULT_SCORE, "max_detections": 100,
-                   "classes": list(CLASSES)}
-        for name, value in restore.items():
-            [ok] = rig.client.set_parameters(NODE, {name: value})
-            assert ok.successful
+        with rig.parameters(classes=["car", "pedestrian"]):
+            rig.clear()
+            rig.run_frames(3)
+            names = {d.results[0].hypothesis.class_id for m in rig.dets.messages
+                     for d in m.detections}
+            assert names and names <= {"car", "pedestrian"}
 
 
 def test_empty_result_is_still_published(rig):
-    [ok] = rig.client.set_parameters(NODE, {"score_threshold": 1.0})
-    assert ok.successful, ok.reason
-    try:
+    with rig.parameters(score_threshold=1.0):
         rig.clear()
         sent = rig.run_frames(3)
         assert [_stamp(m.header) for m in rig.dets.messages] == sent
         assert all(len(m.detections) == 0 for m in rig.dets.messages)
         assert all(m.header.frame_id == FRAME_ID for m in rig.dets.messages)
-    finally:
-        [ok] = rig.client.set_parameters(NODE, {"score_threshold": DEFAULT_SCORE})
-        assert ok.successful
 
 
 def test_label_info_is_latched_for_late_subscribers(rig):
@@ -408,15 +408,10 @@ def test_frames_lost_upstream_are_counted_next_to_the_nodes_own_drops(rig):
 
 
 def test_depth_output_scale_resizes_depth_and_its_camera_info(rig):
-    [ok] = rig.client.set_parameters(NODE, {"depth_output_scale": 0.5})
-    assert ok.successful, ok.reason
-    try:
+    with rig.parameters(depth_output_scale=0.5):
         rig.clear()
         sent = rig.run_frames(2)
         assert rig.depth_info.wait_count(2, 20.0)
-    finally:
-        [ok] = rig.client.set_parameters(NODE, {"depth_output_scale": 1.0})
-        assert ok.successful
     depth, info = rig.depth.messages[-1], rig.depth_info.messages[-1]
     assert _stamp(depth.header) == _stamp(info.header) == sent[-1]
     assert (depth.encoding, depth.width, depth.height) == ("32FC1", WIDTH // 2, HEIGHT // 2)
@@ -497,9 +492,7 @@ def test_malformed_frames_are_counted_and_survived(rig):
 
 def test_latest_frame_policy_bounds_latency_at_60hz_with_slow_inference(rig):
     delay_ms = 150.0
-    [ok] = rig.client.set_parameters(NODE, {"debug_inference_delay_ms": delay_ms})
-    assert ok.successful, ok.reason
-    try:
+    with rig.parameters(debug_inference_delay_ms=delay_ms):
         rig.run_frames(1)  # the delay is in effect from here on
         start = rig.settle()
         rig.clear()
@@ -513,9 +506,6 @@ def test_latest_frame_policy_bounds_latency_at_60hz_with_slow_inference(rig):
             rig.send(_image(stamp, seed=i))
             time.sleep(max(0.0, t0 + (i + 1) * period - time.monotonic()))
         values = rig.settle_after_burst()
-    finally:
-        [ok] = rig.client.set_parameters(NODE, {"debug_inference_delay_ms": 0.0})
-        assert ok.successful
     received = int(values["frames_received"]) - int(start["frames_received"])
     processed = int(values["frames_processed"]) - int(start["frames_processed"])
     dropped = int(values["frames_dropped"]) - int(start["frames_dropped"])
@@ -697,9 +687,7 @@ def test_odd_stamps_are_counted_and_kept_and_zero_is_replaced_only_when_asked(ri
     rig.client.wait_for_subscribers(clock_pub)
     sim_now = Clock()
     sim_now.clock.sec, sim_now.clock.nanosec = 5000, 250_000_000
-    [ok] = rig.client.set_parameters(NODE, {"replace_zero_stamp": True})
-    assert ok.successful, ok.reason
-    try:
+    with rig.parameters(replace_zero_stamp=True):
         deadline = time.monotonic() + 30.0
         stamp = None
         while stamp != (5000, 250_000_000) and time.monotonic() < deadline:
@@ -711,9 +699,6 @@ def test_odd_stamps_are_counted_and_kept_and_zero_is_replaced_only_when_asked(ri
             stamp = (out.sec, out.nanosec)
             assert stamp in ((0, 0), (5000, 250_000_000))  # before /clock arrived: time 0
         assert stamp == (5000, 250_000_000)
-    finally:
-        [ok] = rig.client.set_parameters(NODE, {"replace_zero_stamp": False})
-        assert ok.successful
     values = rig.settle()
     assert int(values["stamps_replaced"]) > int(start["stamps_replaced"])
     rig.next_stamp = 6000.0  # after the sim clock, so later frames do not go backwards
@@ -721,9 +706,7 @@ def test_odd_stamps_are_counted_and_kept_and_zero_is_replaced_only_when_asked(ri
 
 
 def test_diagnostics_warn_on_a_stall_and_a_reject_storm_and_recover(rig):
-    [ok] = rig.client.set_parameters(NODE, {"stale_after_s": 1.0})
-    assert ok.successful, ok.reason
-    try:
+    with rig.parameters(stale_after_s=1.0):
         window = SPECS["health_window_frames"].default
         rig.run_frames(window, rate_hz=50.0)  # the recent window holds only good frames
         rig.wait_status(0, "fps")
@@ -740,9 +723,6 @@ def test_diagnostics_warn_on_a_stall_and_a_reject_storm_and_recover(rig):
         assert "yuv422" in message
         rig.run_frames(window, rate_hz=50.0)
         rig.wait_status(0, "fps")
-    finally:
-        [ok] = rig.client.set_parameters(NODE, {"stale_after_s": SPECS["stale_after_s"].default})
-        assert ok.successful
 
 
 def test_the_readme_lists_every_diagnostics_key(rig):

@@ -91,6 +91,18 @@ def test_receding_or_static_object_has_no_ttc():
     assert decision.advisory == "none"
 
 
+def test_lateral_offset_is_the_median_over_its_own_window():
+    """The corridor test takes the median offset over ``lateral_window_s`` only, also when the
+    closing-speed fit keeps a longer history of the track."""
+    planner = CorridorPlanner(PlannerSettings(lateral_window_s=0.2, rate_window_s=2.0))
+    for i in range(30):  # 1.5 s at 20 Hz beside the lane
+        decision = planner.update(100.0 + i / 20.0, [Obstacle("7", "car", (3.0, 1.2, 20.0))])
+    assert decision.nearest is None
+    for k in range(6):  # then 0.25 s in it: the last 0.2 s are all in the lane
+        decision = planner.update(101.5 + k / 20.0, [Obstacle("7", "car", (0.0, 1.2, 20.0))])
+    assert decision.nearest is not None and decision.nearest_distance_m == 20.0
+
+
 def test_corridor_range_and_class_selection():
     planner = CorridorPlanner(PlannerSettings(corridor_half_width_m=1.5))
     objects = [

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 import pytest
+from sim_helpers import assert_labels_match_maps
 
-from depthssd_core.geometry import backproject
 from depthssd_sim import HELDOUT_SKIES, SKIES, TRAIN_SKIES, SyntheticWorld, WorldConfig
 from depthssd_sim.textures import HELDOUT_ONLY
 
@@ -30,24 +30,6 @@ def _geometry_equal(a, b):
             and [o.distance_m for o in a.objects] == [o.distance_m for o in b.objects])
 
 
-def _check_labels(f):
-    """Every label of a frame agrees with its maps, exactly."""
-    ids = set(np.unique(f.instance)) - {0}
-    assert ids == {o.instance_id for o in f.objects}
-    assert np.all(f.semantic[f.instance == 0] == 0)
-    for o in f.objects:
-        mask = f.instance == o.instance_id
-        ys, xs = np.nonzero(mask)
-        assert o.box_xyxy == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-        assert o.visible_pixels == mask.sum() <= o.footprint_pixels
-        assert np.all(f.semantic[mask] == o.category_id)
-        assert o.distance_m == pytest.approx(float(np.median(f.depth_m[mask])))
-        # Every visible pixel, back-projected with its depth, lies on or in the 3D box.
-        pts = backproject(xs, ys, f.depth_m[ys, xs], f.intrinsics)
-        local = (pts - np.asarray(o.center_optical)) @ o.rotation_optical
-        assert np.all(np.abs(local) <= np.asarray(o.size_m) / 2 + 3e-3)
-
-
 @pytest.mark.parametrize("options", [
     {},
     {"look": "heldout"},
@@ -62,7 +44,7 @@ def test_labels_exact_under_every_randomization(options):
     for seq in range(3):
         frames += list(SyntheticWorld(seq, 160, 90, **options).sequence(seq, 2))
     for f in frames:
-        _check_labels(f)
+        assert_labels_match_maps(f, box_slack_m=3e-3)
     assert sum(len(f.objects) for f in frames) > 10
 
 
