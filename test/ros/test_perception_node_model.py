@@ -140,8 +140,8 @@ def model_node(perception, ros_client, tmp_path_factory):
     strict=True,
     condition=not os.environ.get("DEPTHSSD_TEST_MODEL"),
     reason="the shipped CPU-trained model meets the precision, distance and depth limits "
-           "but finds about 0.2 of the clearly visible objects (limit 0.5): see "
-           "models/MODEL_CARD.md and issue 5",
+           "but finds about 0.4 of the clearly visible objects (limit 0.5): see "
+           "models/MODEL_CARD.md and issue 15",
 )
 def test_default_model_finds_objects_at_the_right_distance(model_node):
     from depthssd_sim import SyntheticWorld
