@@ -12,11 +12,11 @@ On a machine with an NVIDIA GPU, TensorRT 10.x/11.x and torch with CUDA it:
    deployment does, and checks per frame:
 
    - class probabilities (softmax of ``cls_logits``), all anchors and classes: max abs
-     difference < 0.005;
-   - boxes decoded against the anchors, for the anchors the reference scores >= 0.3 (the
-     node's operating point): max abs difference < 0.3 px;
-   - canonical depth ``depth_c``: relative difference, 99th percentile < 3 %, max < 6 %;
-   - memory state ``mem_m_out`` / ``mem_s_out``: max abs difference < 0.3 % / 0.4 % of the
+     difference < 0.015;
+   - boxes decoded against the anchors, for the anchors the reference scores >= 0.3: max abs
+     difference < 1.2 px;
+   - canonical depth ``depth_c``: relative difference, 99th percentile < 4 %, max < 9 %;
+   - memory state ``mem_m_out`` / ``mem_s_out``: max abs difference < 0.5 % / 0.5 % of the
      reference's largest magnitude.
 
    Why these bounds: an FP16 engine rounds every half-precision tensor to 11 significant bits
@@ -64,14 +64,15 @@ from depthssd_core.runtime import Perceptor  # noqa: E402
 #: name -> (bound, ONNX Runtime's FP16 error over the same frames, what it measures). The
 #: basis is the worst frame of ``--candidate onnxruntime-fp16`` (the FP16 export on ONNX
 #: Runtime, CPU) against the FP32 export over the default 20 frames, measured on this
-#: project's x86_64 machine; each bound is 4x its basis rounded up (module docstring).
+#: project's x86_64 machine for the shipped 640x360 model; each bound is 4x its basis rounded
+#: up (module docstring). Re-measure both when the shipped model changes.
 BOUNDS = {
-    "class_prob_abs": (0.005, 0.00111, "max |prob difference| over anchors and classes"),
-    "box_px_scored": (0.3, 0.0729, "max |box corner difference| in px, anchors scored >= 0.3"),
-    "depth_rel_p99": (0.03, 0.0076, "99th percentile of the relative depth_c difference"),
-    "depth_rel_max": (0.06, 0.0145, "max relative depth_c difference"),
-    "mem_m_rel": (0.003, 0.00056, "max |mem_m_out difference| / max |mem_m_out|"),
-    "mem_s_rel": (0.004, 0.000998, "max |mem_s_out difference| / max |mem_s_out|"),
+    "class_prob_abs": (0.015, 0.00329, "max |prob difference| over anchors and classes"),
+    "box_px_scored": (1.2, 0.288, "max |box corner difference| in px, anchors scored >= 0.3"),
+    "depth_rel_p99": (0.04, 0.00922, "99th percentile of the relative depth_c difference"),
+    "depth_rel_max": (0.09, 0.0202, "max relative depth_c difference"),
+    "mem_m_rel": (0.005, 0.00109, "max |mem_m_out difference| / max |mem_m_out|"),
+    "mem_s_rel": (0.005, 0.00116, "max |mem_s_out difference| / max |mem_s_out|"),
 }
 SCORED = 0.3
 WORLD_SEED, SEQUENCE = 3, "tensorrt-smoke"  # seed 3: a daytime street (Makefile's demo)
