@@ -165,6 +165,9 @@ def test_start_errors_are_one_line_and_exit_2(module, name, bad_value, tmp_path,
     import importlib
 
     main = importlib.import_module(module).main
+    # What this process had before (Python's own, or SIG_IGN when the runner was started in
+    # the background by a shell without job control, which ignores SIGINT for its children).
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     missing = tmp_path / "nope.yaml"
     assert main([name, "--ros-args", "--params-file", str(missing)]) == 2
     err = capfd.readouterr().err
@@ -186,6 +189,6 @@ def test_start_errors_are_one_line_and_exit_2(module, name, bad_value, tmp_path,
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"{name}: cannot start: "), err
     assert bad_value.split(":=")[0] in lines[0], err
-    # rclpy's handlers are gone and Python's are back: Ctrl-C still works in this process.
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    # rclpy's handlers are gone and the process's own are back: Ctrl-C works as before.
+    assert signal.getsignal(signal.SIGINT) == before[signal.SIGINT]
+    assert signal.getsignal(signal.SIGTERM) == before[signal.SIGTERM]
