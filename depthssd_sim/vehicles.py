@@ -106,6 +106,19 @@ def _car_body(rng: np.random.Generator, length: float, width: float, height: flo
             *_lights(length, width, belt - 0.12, belt - 0.1, lit)]
 
 
+#: Body styles with one cabin on the body: (low, high) of length, width, height, body bottom
+#: and wheel radius [m], then belt height, cabin length and cabin offset (rearward) as
+#: fractions of the height, the length and the length.
+_CABIN_CARS = {
+    "sedan": ((4.3, 5.0), (1.75, 1.9), (1.38, 1.52), (0.22, 0.3), (0.3, 0.34), (0.58, 0.64),
+              (0.44, 0.54), (0.0, 0.06)),
+    "hatchback": ((3.7, 4.3), (1.68, 1.82), (1.42, 1.56), (0.2, 0.28), (0.29, 0.32),
+                  (0.56, 0.62), (0.55, 0.64), (0.08, 0.14)),
+    "suv": ((4.4, 4.95), (1.82, 1.98), (1.65, 1.85), (0.32, 0.42), (0.35, 0.4), (0.55, 0.6),
+            (0.6, 0.7), (0.07, 0.12)),
+}
+
+
 def car_parts(rng: np.random.Generator, heldout: bool = False, lit: bool = True,
               style: str | None = None) -> list[Part]:
     """A car of a random body style (about 3.7-6 m long, 1.45-2.5 m high).
@@ -119,21 +132,12 @@ def car_parts(rng: np.random.Generator, heldout: bool = False, lit: bool = True,
     style = style or choose_style(rng, "car", heldout)
     two_tone = heldout and rng.random() < 0.4
     u = rng.uniform
-    if style == "sedan":
-        length, width, height = u(4.3, 5.0), u(1.75, 1.9), u(1.38, 1.52)
-        return _car_body(rng, length, width, height, u(0.22, 0.3), u(0.3, 0.34),
-                         height * u(0.58, 0.64), length * u(0.44, 0.54),
-                         -length * u(0.0, 0.06), lit, two_tone)
-    if style == "hatchback":
-        length, width, height = u(3.7, 4.3), u(1.68, 1.82), u(1.42, 1.56)
-        return _car_body(rng, length, width, height, u(0.2, 0.28), u(0.29, 0.32),
-                         height * u(0.56, 0.62), length * u(0.55, 0.64),
-                         -length * u(0.08, 0.14), lit, two_tone)
-    if style == "suv":
-        length, width, height = u(4.4, 4.95), u(1.82, 1.98), u(1.65, 1.85)
-        return _car_body(rng, length, width, height, u(0.32, 0.42), u(0.35, 0.4),
-                         height * u(0.55, 0.6), length * u(0.6, 0.7),
-                         -length * u(0.07, 0.12), lit, two_tone)
+    if style in _CABIN_CARS:
+        # Drawn in the table's order, which the world's frames depend on.
+        ln, wd, ht, bottom, radius, belt, cabin, offset = (u(lo, hi)
+                                                            for lo, hi in _CABIN_CARS[style])
+        return _car_body(rng, ln, wd, ht, bottom, radius, ht * belt, ln * cabin, -ln * offset,
+                         lit, two_tone)
     if style == "pickup":
         length, width, height = u(5.1, 5.9), u(1.85, 2.0), u(1.75, 1.95)
         cab = length * u(0.32, 0.4)
