@@ -9,12 +9,18 @@ load) is one line and exit code 1.
 
 Stop. SIGINT (Ctrl-C), SIGTERM, and a second SIGINT while the node is tearing down (a terminal
 sends one to the whole process group and ``ros2 launch`` forwards another) all end with exit
-code 0 and no traceback. rclpy's handlers turn the first signal into a context shutdown, seen
-as ``KeyboardInterrupt`` or ``ExternalShutdownException`` out of ``spin``, or as an
-``RCLError`` from a callback that was publishing at that moment (the context is already
-invalid): all three are a shutdown, not a failure. During teardown SIGINT and SIGTERM are
-ignored, so a repeated signal cannot interrupt ``destroy_node``; teardown takes well under a
-second, and SIGKILL remains for a node that would hang.
+code 0 and no traceback. The node handles the two signals itself (rclpy is initialised without
+its signal handlers): Python's C-level handler writes each signal's number to a wakeup pipe, a
+watcher thread reads it and completes the future the executor spins on, which wakes the
+executor; the main thread then leaves ``spin_until_future_complete`` and tears down. No signal
+raises in Python and nothing shuts the context down behind the node's back. Both did with
+rclpy's default handlers, and CI caught each: Python's default SIGINT handler raises
+``KeyboardInterrupt`` at whatever line runs when the signal lands (once in the first line of
+the teardown: a traceback and exit code -2), and rclpy's handlers shut the context down from
+their own thread while the executor may be building its next wait set, which then waits
+forever (no timer of a shut-down context fires): the synthetic camera hung in about one stop
+in 40. A signal that lands while the node is being built takes effect once it is built (model
+loading is not interruptible anyway). SIGKILL remains for a node that would hang.
 """
 
 from __future__ import annotations
@@ -24,16 +30,18 @@ import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import rclpy
 from rclpy.exceptions import NameValidationException, ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
-from rclpy.signals import uninstall_signal_handlers
+from rclpy.signals import SignalHandlerOptions
+from rclpy.task import Future
 
 #: Exit code of a configuration error (arguments, parameter values, names, files).
 EXIT_CONFIG = 2
@@ -41,7 +49,7 @@ EXIT_CONFIG = 2
 EXIT_START_FAILED = 1
 #: Exceptions of a node constructor that mean "the configuration is wrong".
 CONFIG_ERRORS = (ValueError, TypeError, ParameterException, NameValidationException)
-_TEARDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def missing_params_files(argv: list[str]) -> list[str]:
@@ -68,20 +76,44 @@ def ros_arguments_error(exc: Exception) -> str:
     return text.split(", at ")[0]
 
 
-def _ignore_teardown_signals() -> dict[int, Any]:
-    """Replace rclpy's handlers by SIG_IGN for SIGINT and SIGTERM; return the Python ones."""
-    previous = {sig: signal.getsignal(sig) for sig in _TEARDOWN_SIGNALS}
-    while True:
-        try:
-            # rclpy's handlers go first (they restore Python's own), then the signals are
-            # ignored. A signal landing between the two calls raises KeyboardInterrupt here:
-            # it is the repeated signal this function exists for, so do it again.
-            uninstall_signal_handlers()
-            for sig in _TEARDOWN_SIGNALS:
-                signal.signal(sig, signal.SIG_IGN)
-            return previous
-        except KeyboardInterrupt:
-            continue
+class _StopSignals:
+    """SIGINT and SIGTERM, from any thread, turned into a completed future (see module doc).
+
+    Install from the main thread (Python's rule for signal handlers) and ``close()`` after.
+    """
+
+    def __init__(self) -> None:
+        self.future: Future[int] = Future()
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._write_fd, False)  # the C-level handler must never block
+        self._handlers = {sig: signal.signal(sig, _ignore_in_python) for sig in _STOP_SIGNALS}
+        self._wakeup_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        self._thread = threading.Thread(target=self._watch, name="stop-signals", daemon=True)
+        self._thread.start()
+
+    @property
+    def received(self) -> bool:
+        """Whether a stop signal has arrived."""
+        return self.future.done()
+
+    def _watch(self) -> None:
+        while data := os.read(self._read_fd, 64):  # b"" once close() closed the write end
+            if not self.future.done():
+                # Its done callback (added by spin_until_future_complete) wakes the executor.
+                self.future.set_result(data[0])
+
+    def close(self) -> None:
+        """Restore the previous wakeup fd and handlers, and stop the watcher."""
+        signal.set_wakeup_fd(self._wakeup_fd)
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+        os.close(self._write_fd)
+        self._thread.join(timeout=5.0)
+        os.close(self._read_fd)
+
+
+def _ignore_in_python(signum: int, frame: Any) -> None:
+    """The Python-level part of a stop signal: nothing (the watcher thread acts on it)."""
 
 
 def run_node(make_node: Callable[[], Node], name: str, argv: list[str] | None = None, *,
@@ -109,9 +141,11 @@ def run_node(make_node: Callable[[], Node], name: str, argv: list[str] | None = 
     if missing:
         print(f"{name}: cannot start: parameter file not found: {missing[0]}", file=sys.stderr)
         return EXIT_CONFIG
+    stop = _StopSignals()
     try:
-        rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except _rclpy.RCLError as exc:
+        stop.close()
         print(f"{name}: cannot start: invalid ROS arguments: {ros_arguments_error(exc)}",
               file=sys.stderr)
         return EXIT_CONFIG
@@ -119,24 +153,18 @@ def run_node(make_node: Callable[[], Node], name: str, argv: list[str] | None = 
     executor: SingleThreadedExecutor | None = None
     code = 0
     try:
-        # Created first: an executor created once a signal has shut the context down fails,
-        # and complains again when it is garbage-collected.
         executor = SingleThreadedExecutor()
         node = make_node()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        if not stop.received:
+            executor.add_node(node)
+            executor.spin_until_future_complete(stop.future)
     except Exception as exc:
-        # Once a signal has shut the context down, whatever was using it (a constructor
-        # creating a publisher, a timer callback publishing) fails: that is the shutdown.
-        if rclpy.ok():
-            if node is not None:
-                raise  # a callback failed while the node was running: a real error
-            code = EXIT_CONFIG if isinstance(exc, CONFIG_ERRORS) else EXIT_START_FAILED
-            print(f"{name}: cannot start: {exc}", file=sys.stderr)
+        if node is not None:
+            raise  # a callback failed while the node was running: a real error
+        code = EXIT_CONFIG if isinstance(exc, CONFIG_ERRORS) else EXIT_START_FAILED
+        print(f"{name}: cannot start: {exc}", file=sys.stderr)
     finally:
-        previous = _ignore_teardown_signals()
+        # A signal from here on only completes the future again: teardown runs to its end.
         if node is not None and on_stop is not None:
             on_stop(node)
         if executor is not None:
@@ -144,9 +172,7 @@ def run_node(make_node: Callable[[], Node], name: str, argv: list[str] | None = 
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown(uninstall_handlers=False)
-        if not process_main:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        stop.close()
     if process_main:
         # ROS is shut down (its log files flushed by rclpy.try_shutdown); what is left is the
         # interpreter's own finalisation of torch and ONNX Runtime, measured at 1.5-4.7 s on a

@@ -273,8 +273,7 @@ class SyntheticCameraNode(Node):
             self.get_logger().info(f"published {self.frames_published} frames (max_frames)")
             return
         stamp_ns, frame = next(self._stream)
-        # Rendering takes most of a period, so an interrupt often lands meanwhile and shuts the
-        # context down; publishing then raises. Drop the frame and let spin() return cleanly.
+        # A context shut down meanwhile (by whoever owns it) cannot publish: drop the frame.
         if not self.context.ok():
             return
         self.publish_frame(stamp_ns, frame)

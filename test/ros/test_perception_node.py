@@ -564,7 +564,10 @@ def test_each_frame_uses_the_camera_info_of_its_own_stamp_at_20hz(rig):
     infos_lost = frames - _count(values, start, "camera_info_received")
     assert processed >= 5, values
     assert len(wrong) <= fallback <= infos_lost
-    assert _count(values, start, "frames_paired") + fallback == processed
+    # Pairing happens on arrival; a paired frame may still be replaced in the latest-frame slot
+    # by the next one (a busy machine), so it is counted paired and dropped, not processed.
+    given = _count(values, start, "frames_paired") + fallback
+    assert processed <= given <= processed + _count(values, start, "frames_dropped"), values
     assert _count(values, start, "frames_rejected") == 0
     # Every processed frame reset the memory (new intrinsics); the log says so a few times.
     assert _count(values, start, "memory_resets") >= processed - 1
