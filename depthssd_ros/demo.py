@@ -5,7 +5,11 @@ real topics (``ros2 launch`` is the way with a ROS 2 installation:
 ``ros2 launch depthssd_ros carla_demo.launch.py source:=synthetic``):
 
 - ``synthetic_camera``, in its own process like a simulator, publishes the synthetic world on
-  carla-ros-bridge's topics with ``/clock`` and ground truth (``config/synthetic_camera.yaml``);
+  carla-ros-bridge's topics with ``/clock`` and ground truth (``config/synthetic_camera.yaml``),
+  in lockstep with the perception node unless ``--free-run``: the next frame is published once
+  the node's detections for the last one arrived (CARLA's synchronous mode with perception
+  ticking the world; see :mod:`depthssd_ros.synthetic_camera_node`), so on a machine slower
+  than the camera's rate the world waits instead of frames being dropped;
 - in this process, on a ``MultiThreadedExecutor``: ``depthssd_node`` runs the model on
   ``/carla/ego_vehicle/rgb_front/image`` (``config/depthssd.yaml``; the shipped model unless
   ``--model``), ``planner_example`` turns its detections into a nearest distance, a time to
@@ -99,6 +103,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=None, help="camera height override")
     parser.add_argument("--rate-hz", type=float, default=None, help="camera rate override")
     parser.add_argument("--no-video", action="store_true", help="skip the video file")
+    parser.add_argument("--free-run", action="store_true",
+                        help="let the camera publish at its rate without waiting for the "
+                             "detections of the last frame (frames the node cannot keep up "
+                             "with are dropped; default: lockstep)")
     parser.add_argument("--camera-nice", type=int, default=CAMERA_NICENESS,
                         help="niceness of the camera process (default %(default)s: on a "
                              "busy machine the simulator yields to perception)")
@@ -302,6 +310,8 @@ def plan_demo(args: argparse.Namespace) -> DemoPlan:
     overrides = {name: value for name, value in (
         ("width", args.width), ("height", args.height), ("rate_hz", args.rate_hz),
         ("seed", args.seed)) if value is not None}
+    if not args.free_run:
+        overrides["wait_for_topic"] = f"/{PERCEPTION_NODE}/detections"
     camera = SyntheticCameraSettings.from_yaml(camera_yaml, **overrides)
     return DemoPlan(args, model, out, camera_yaml, overrides, camera)
 
@@ -427,6 +437,7 @@ def summarize(plan: DemoPlan, pipeline: DemoPipeline, elapsed_s: float) -> dict[
         "model": str(plan.model),
         "backend": plan.args.backend,
         "image_size": [s.width, s.height],
+        "camera_mode": "lockstep" if s.wait_for_topic else "free-run",
         "frames": {"camera_published": camera_frames, "perception_outputs": len(outputs),
                    "answered": recorder.answered_frames(),
                    "answered_fraction": recorder.answered_fraction(),

@@ -21,13 +21,22 @@ and ``make demo``). Topics, with ``R`` = ``role_name``, ``C`` = ``camera``, ``D`
 
 Frame ids are ``R/C`` and ``R/D``, as the bridge names sensor frames. ``rate_hz`` caps the
 wall-clock publishing rate; when rendering is slower, simulated time simply runs slower than
-wall time, as CARLA's does on a slow machine. Parameters: ``config/synthetic_camera.yaml``.
+wall time, as CARLA's does on a slow machine.
+
+Lockstep (``wait_for_topic``, e.g. ``/depthssd_node/detections``): the next frame is published
+only once a ``Detection2DArray`` with the stamp of the last one has arrived on that topic, or
+``wait_timeout_s`` after it was published (counted, with a throttled warning). That is CARLA's
+synchronous mode with the perception client ticking the world: on a machine too slow for
+``rate_hz`` the world waits for perception instead of perception dropping frames. The next
+frame is rendered while the answer is awaited, so rendering and inference overlap.
+Parameters: ``config/synthetic_camera.yaml``.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -47,6 +56,7 @@ from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithP
 from depthssd_core.classes import CLASSES
 from depthssd_core.geometry import backproject
 from depthssd_ros.conversions import depth_to_image, intrinsics_to_camera_info
+from depthssd_ros.input_checks import stamp_ns as stamp_to_ns
 from depthssd_ros.node_main import run_node
 from depthssd_sim import FRAME_DT_S, SyntheticWorld, SynthFrame
 
@@ -77,6 +87,8 @@ class SyntheticCameraSettings:
     publish_clock: bool = True
     max_frames: int = 0
     publish_ground_truth: bool = True
+    wait_for_topic: str = ""
+    wait_timeout_s: float = 1.0
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid setting."""
@@ -95,6 +107,8 @@ class SyntheticCameraSettings:
             raise ValueError(f"max_frames must be >= 0, got {self.max_frames}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if not (math.isfinite(self.wait_timeout_s) and self.wait_timeout_s > 0):
+            raise ValueError(f"wait_timeout_s must be positive, got {self.wait_timeout_s}")
         # The world checks the field of view, height and pitch with its own messages.
         SyntheticWorld(self.seed, self.width, self.height, self.fov_deg, self.camera_height_m,
                        math.radians(self.camera_pitch_deg))
@@ -146,6 +160,9 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "publish_clock": "publish /clock and stamp with simulated time (else the node's clock)",
     "max_frames": "stop publishing after this many frames (0 = never)",
     "publish_ground_truth": "publish the ground-truth Detection2DArray",
+    "wait_for_topic": "lockstep: publish the next frame once a Detection2DArray with the last "
+                      "frame's stamp arrives on this topic ('' = free-running)",
+    "wait_timeout_s": "lockstep: publish the next frame anyway this long after the last, s",
 }
 
 
@@ -242,13 +259,24 @@ class SyntheticCameraNode(Node):
                 Detection2DArray, s.topic(s.camera, "ground_truth"), BRIDGE_QOS)
         self._pub_clock = self.create_publisher(Clock, "/clock", 10) if s.publish_clock else None
         self._period_s = 1.0 / s.rate_hz
+        # Lockstep state: the frame rendered ahead, the stamp whose answer is awaited.
+        self.frames_answered = 0
+        self.answer_timeouts = 0
+        self._ahead: tuple[int, SynthFrame] | None = None
+        self._awaiting_ns: int | None = None
+        self._published_at = -math.inf
+        self._last_timeout_log = -math.inf
+        if s.wait_for_topic:
+            self.create_subscription(Detection2DArray, s.wait_for_topic, self._on_answer,
+                                     BRIDGE_QOS)
         # A timer at the target rate; a callback that renders for longer than the period simply
         # delays the next one (the rate drops, simulated time stays 0.05 s per frame).
         self._timer = self.create_timer(self._period_s, self._tick)
         self.get_logger().info(
             f"publishing a {s.width}x{s.height} fov {s.fov_deg:g} synthetic camera on "
             f"{s.topic(s.camera, 'image')} at up to {s.rate_hz:g} Hz"
-            + (" with /clock" if s.publish_clock else ""))
+            + (" with /clock" if s.publish_clock else "")
+            + (f", in lockstep with {s.wait_for_topic}" if s.wait_for_topic else ""))
 
     def _declare_settings(self) -> SyntheticCameraSettings:
         defaults = SyntheticCameraSettings()
@@ -272,14 +300,45 @@ class SyntheticCameraNode(Node):
             self._timer.cancel()
             self.get_logger().info(f"published {self.frames_published} frames (max_frames)")
             return
-        stamp_ns, frame = next(self._stream)
-        # A context shut down meanwhile (by whoever owns it) cannot publish: drop the frame.
-        if not self.context.ok():
-            return
-        self.publish_frame(stamp_ns, frame)
+        if self._ahead is None:
+            self._ahead = next(self._stream)
+        if self._awaiting_ns is not None:
+            now = time.monotonic()
+            if now - self._published_at < self.settings.wait_timeout_s:
+                return
+            self.answer_timeouts += 1
+            if now - self._last_timeout_log >= 5.0:
+                self._last_timeout_log = now
+                self.get_logger().warning(
+                    f"no answer on {self.settings.wait_for_topic} within "
+                    f"{self.settings.wait_timeout_s:g} s: publishing the next frame "
+                    f"({self.answer_timeouts} timeouts so far)")
+            self._awaiting_ns = None
+        self._publish_ahead()
 
-    def publish_frame(self, stamp_ns: int, frame: SynthFrame) -> None:
-        """Publish one frame on every topic with one header stamp."""
+    def _publish_ahead(self) -> None:
+        # A context shut down meanwhile (by whoever owns it) cannot publish: drop the frame.
+        if self._ahead is None or not self.context.ok():
+            return
+        stamp_ns, frame = self._ahead
+        self._ahead = None
+        sent_ns = self.publish_frame(stamp_ns, frame)
+        self._published_at = time.monotonic()
+        if self.settings.wait_for_topic:
+            self._awaiting_ns = sent_ns
+
+    def _on_answer(self, msg: Detection2DArray) -> None:
+        stamp = msg.header.stamp
+        if self._awaiting_ns is None or stamp_to_ns(stamp.sec, stamp.nanosec) != self._awaiting_ns:
+            return  # an answer to an earlier frame (after a timeout), or to another camera
+        self._awaiting_ns = None
+        self.frames_answered += 1
+        # At once when the frame is rendered and rate_hz allows; otherwise the next tick.
+        if not self.done and time.monotonic() - self._published_at >= self._period_s:
+            self._publish_ahead()
+
+    def publish_frame(self, stamp_ns: int, frame: SynthFrame) -> int:
+        """Publish one frame on every topic with one header stamp; return that stamp in ns."""
         s = self.settings
         stamp = stamp_msg(stamp_ns) if s.publish_clock else self.get_clock().now().to_msg()
         if self._pub_clock is not None:
@@ -294,6 +353,7 @@ class SyntheticCameraNode(Node):
         if self._pub_truth is not None:
             self._pub_truth.publish(ground_truth_msg(rgb_header, frame))
         self.frames_published += 1
+        return stamp_to_ns(stamp.sec, stamp.nanosec)
 
 
 def main(argv: list[str] | None = None) -> int:

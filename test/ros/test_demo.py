@@ -111,6 +111,11 @@ def test_demo_runs_end_to_end(model_path, tmp_path):
         assert d["to"] == "none" or (d["nearest_m"] is not None and d["track_id"]), d
     assert "nan" not in (proc.stdout + proc.stderr).lower()
     assert frames["answered"] <= frames["camera_published"]
+    # Lockstep (the default): the camera publishes the next frame once the detections of the
+    # last one arrived, or after its 1 s timeout; only a frame in flight at the end, or one
+    # the node took more than a second over, goes unanswered.
+    assert metrics["camera_mode"] == "lockstep"
+    assert frames["answered"] >= frames["camera_published"] - 2, frames
     assert metrics["frames"]["answered_fraction"] == pytest.approx(
         frames["answered"] / frames["camera_published"])
     assert list(metrics["stages_s"]) == ["plan", "start_pipeline", "start_camera", "record",

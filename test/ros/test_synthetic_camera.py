@@ -204,3 +204,74 @@ def test_topics_match_carla_ros_bridge(node_process, rclpy_context):
             patch = depth_m[int(y1):math.ceil(y1 + det.bbox.size_y),
                             int(x1):math.ceil(x1 + det.bbox.size_x)]
             assert patch.min() - 1e-3 <= p.z <= patch.max() + 1e-3
+
+
+@pytest.mark.ros
+def test_lockstep_waits_for_the_answer_with_the_frame_stamp(node_process, rclpy_context):
+    """With ``wait_for_topic`` the next frame waits for the answer to the last one.
+
+    The camera may publish at 200 Hz; the test answers each of the first frames 0.15 s after
+    it arrived (after a decoy answer with another stamp, which must not release the camera),
+    then stops answering: frames then come once per ``wait_timeout_s``.
+    """
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    answers_topic = "/lockstep_test/detections"
+    proc = node_process("depthssd_ros.synthetic_camera_node", [
+        "--ros-args", "-p", "rate_hz:=200.0", "-p", "width:=64", "-p", "height:=36",
+        "-p", f"wait_for_topic:={answers_topic}", "-p", "wait_timeout_s:=0.6",
+        "-p", "publish_ground_truth:=false"])
+    node = rclpy.create_node("lockstep_client", context=rclpy_context)
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pub = node.create_publisher(Detection2DArray, answers_topic, qos)
+    answered = 5
+    delay_s = 0.15
+    lock = threading.Lock()
+    arrivals: list[tuple[int, float]] = []
+    answer_times: dict[int, float] = {}
+
+    def answer(header) -> None:
+        with lock:
+            answer_times[_stamp_ns(header.stamp)] = time.monotonic()
+        pub.publish(Detection2DArray(header=header))
+
+    def on_image(msg: Image) -> None:
+        with lock:
+            arrivals.append((_stamp_ns(msg.header.stamp), time.monotonic()))
+            n = len(arrivals)
+        if n <= answered:
+            decoy = Detection2DArray()
+            decoy.header.frame_id = msg.header.frame_id
+            decoy.header.stamp.sec = msg.header.stamp.sec
+            decoy.header.stamp.nanosec = (msg.header.stamp.nanosec + 1) % 1_000_000_000
+            pub.publish(decoy)
+            threading.Timer(delay_s, answer, args=(msg.header,)).start()
+
+    node.create_subscription(Image, f"{PREFIX}/rgb_front/image", on_image, qos)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    with spinning(executor):
+        deadline = time.monotonic() + 60.0
+        while True:
+            with lock:
+                if len(arrivals) >= answered + 3:
+                    break
+            assert proc.is_running(), proc.output()
+            assert time.monotonic() < deadline, f"only {len(arrivals)} frames"
+            time.sleep(0.02)
+    assert proc.stop() == 0
+    stamps = [stamp for stamp, _ in arrivals]
+    assert stamps == sorted(set(stamps))  # every frame once, in order
+    # The first frame may have been published before this subscriber matched, so the answered
+    # phase is judged from the frames this test answered: each next frame came after the answer.
+    for (stamp, _), (_, next_arrival) in itertools.pairwise(arrivals[:answered + 1]):
+        assert next_arrival >= answer_times[stamp], (stamp, arrivals, answer_times)
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(arrivals)]
+    assert all(g >= delay_s * 0.9 for g in gaps[:answered]), gaps
+    # Unanswered: one frame per timeout, never faster.
+    assert all(g >= 0.6 * 0.9 for g in gaps[answered:]), gaps
+    assert "no answer on /lockstep_test/detections within 0.6 s" in proc.output()
