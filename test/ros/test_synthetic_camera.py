@@ -11,10 +11,12 @@ order is right).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,10 +78,30 @@ def _stamp_ns(stamp) -> int:
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
+@contextlib.contextmanager
+def _spinning_node(node, context) -> Iterator[None]:
+    """``node`` spun on its own executor in the background for the ``with`` block."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    with spinning(executor):
+        yield
+
+
+def _wait_while_running(proc, ready: Callable[[], bool], describe: Callable[[], str],
+                        timeout_s: float = 60.0) -> None:
+    """Poll ``ready()`` until it holds; fail if the node process exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert proc.is_running(), proc.output()
+        assert time.monotonic() < deadline, describe()
+        time.sleep(0.02)
+
+
 @pytest.mark.ros
 def test_topics_match_carla_ros_bridge(node_process, rclpy_context):
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import CameraInfo, Image
@@ -107,9 +129,7 @@ def test_topics_match_carla_ros_bridge(node_process, rclpy_context):
             with lock:
                 got[key].append(msg)
         subs.append(node.create_subscription(msg_type, topic, cb, qos))
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    with spinning(executor):
+    with _spinning_node(node, rclpy_context):
         deadline = time.monotonic() + 60.0
         while True:
             with lock:
@@ -215,7 +235,6 @@ def test_lockstep_waits_for_the_answer_with_the_frame_stamp(node_process, rclpy_
     then stops answering: frames then come once per ``wait_timeout_s``.
     """
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
@@ -252,17 +271,9 @@ def test_lockstep_waits_for_the_answer_with_the_frame_stamp(node_process, rclpy_
             threading.Timer(delay_s, answer, args=(msg.header,)).start()
 
     node.create_subscription(Image, f"{PREFIX}/rgb_front/image", on_image, qos)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    with spinning(executor):
-        deadline = time.monotonic() + 60.0
-        while True:
-            with lock:
-                if len(arrivals) >= answered + 3:
-                    break
-            assert proc.is_running(), proc.output()
-            assert time.monotonic() < deadline, f"only {len(arrivals)} frames"
-            time.sleep(0.02)
+    with _spinning_node(node, rclpy_context):
+        _wait_while_running(proc, lambda: len(arrivals) >= answered + 3,
+                            lambda: f"only {len(arrivals)} frames")
     assert proc.stop() == 0
     stamps = [stamp for stamp, _ in arrivals]
     assert stamps == sorted(set(stamps))  # every frame once, in order
