@@ -14,6 +14,11 @@ the tool can run after every training part. It writes ``RUN/learning_curve.json`
 ``RUN/learning_curve.png`` (near AP@.5 overall, cars and pedestrians; depth AbsRel and delta1;
 per-object distance error, each against training images).
 
+A run that continues earlier ones (``model.init_from`` their last weights) is drawn after them
+with ``--after EARLIER_RUN`` (repeatable, oldest first, each already scored by this tool): their
+rows come first, and this run's images are counted on from the last of theirs, so the curve is
+one line over all the training the model has had.
+
 The test world (seed 9001) is refused: choosing models or thresholds on it would leak the test
 into training decisions. Use a validation world such as seed 7000.
 """
@@ -94,6 +99,36 @@ def score_run(run_dir: Path, data_dir: Path, split: str | None, backend: str,
     return rows
 
 
+def chain_runs(earlier: list[Path], run_name: str,
+               rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` of ``run_name`` after the scored rows of the ``earlier`` runs, images cumulative.
+
+    Every row gets a ``run`` key; row names are prefixed with it (``warm/last``).
+
+    Raises:
+        ValueError: an earlier run has no ``learning_curve.json`` (or no rows in it).
+    """
+    chained: list[dict[str, Any]] = []
+    offset = 0
+    for run, run_rows in [*((d, _scored_rows(d)) for d in earlier), (None, rows)]:
+        name = run_name if run is None else run.name
+        for r in run_rows:
+            chained.append({**r, "run": name, "name": f"{name}/{r['name'].split('/')[-1]}",
+                            "images_seen": r["images_seen"] + offset})
+        offset += max(r["images_seen"] for r in run_rows) if run_rows else 0
+    return chained
+
+
+def _scored_rows(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "learning_curve.json"
+    if not path.is_file():
+        raise ValueError(f"--after {run_dir}: no learning_curve.json (score that run first)")
+    rows = json.loads(path.read_text())["rows"]
+    if not rows:
+        raise ValueError(f"--after {run_dir}: learning_curve.json has no rows")
+    return rows
+
+
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     """Three panels against images seen: near AP, depth, distance error."""
     import matplotlib
@@ -136,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--max-frames", type=int, help="frames per sequence to score")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--after", type=Path, action="append", default=[],
+                        help="an earlier run this one continues (repeatable, oldest first)")
     args = parser.parse_args(argv)
     try:
         if not args.run.is_dir():
@@ -150,12 +187,16 @@ def main(argv: list[str] | None = None) -> int:
                          not args.no_progress)
         if not rows:
             raise ValueError(f"--run {args.run}: no snapshots and no {CHECKPOINT_NAME}")
+        own_rows = rows
+        rows = chain_runs(args.after, args.run.name, rows)
     except (ValueError, OSError) as err:
         print(f"learning_curve: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
+    # This run's own rows (images counted in this run), so a later run can chain after it.
     (args.run / "learning_curve.json").write_text(json.dumps(
-        {"data": str(args.data), "rows": rows}, indent=2, allow_nan=True))
-    plot(rows, args.run / "learning_curve.png", f"{args.run.name} on {args.data.name}")
+        {"data": str(args.data), "rows": own_rows, "chained": rows}, indent=2, allow_nan=True))
+    runs = " + ".join([*(d.name for d in args.after), args.run.name])
+    plot(rows, args.run / "learning_curve.png", f"{runs} on {args.data.name}")
     def num(value: float | None) -> str:
         # The fixed-class headline is null when a class has no ground truth in the split.
         return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"

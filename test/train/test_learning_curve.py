@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from depthssd_train.cli.data import main as data_main
 from depthssd_train.train import train
@@ -55,6 +56,23 @@ def test_learning_curve_scores_snapshots_and_refuses_the_test_world(tmp_path, ca
                       "--backend", "torch"]) == 0
     assert (run / "learning_curve" / "images_0000000002" / "metrics.json").stat().st_mtime \
         == stamp
+
+
+def test_a_continued_run_is_drawn_after_the_runs_it_continues(tmp_path):
+    tool = _tool("learning_curve")
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "learning_curve.json").write_text(json.dumps({"data": "val", "rows": [
+        {"name": "images_0000000010", "images_seen": 10}, {"name": "last", "images_seen": 25}]}))
+    second = [{"name": "images_0000000010", "images_seen": 10},
+              {"name": "last", "images_seen": 12}]
+    rows = tool.chain_runs([first], "second", second)
+    assert [(r["run"], r["name"], r["images_seen"]) for r in rows] == [
+        ("first", "first/images_0000000010", 10), ("first", "first/last", 25),
+        ("second", "second/images_0000000010", 35), ("second", "second/last", 37)]
+    assert tool.chain_runs([], "second", second)[-1]["images_seen"] == 12
+    with pytest.raises(ValueError, match="score that run first"):
+        tool.chain_runs([tmp_path / "missing"], "second", second)
 
 
 def test_depth_diagnosis_edge_mask_marks_both_sides_of_a_jump():
