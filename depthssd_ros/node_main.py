@@ -14,13 +14,14 @@ its signal handlers): Python's C-level handler writes each signal's number to a 
 watcher thread reads it and completes the future the executor spins on, which wakes the
 executor; the main thread then leaves ``spin_until_future_complete`` and tears down. No signal
 raises in Python and nothing shuts the context down behind the node's back. Both did with
-rclpy's default handlers, and CI caught each: Python's default SIGINT handler raises
-``KeyboardInterrupt`` at whatever line runs when the signal lands (once in the first line of
-the teardown: a traceback and exit code -2), and rclpy's handlers shut the context down from
-their own thread while the executor may be building its next wait set, which then waits
-forever (no timer of a shut-down context fires): the synthetic camera hung in about one stop
-in 40. A signal that lands while the node is being built takes effect once it is built (model
-loading is not interruptible anyway). SIGKILL remains for a node that would hang.
+rclpy's default handlers: Python's default SIGINT handler raises ``KeyboardInterrupt`` at
+whatever line runs when the signal lands (here once in the first line of the teardown: a
+traceback and exit code -2), and rclpy's handlers shut the context down from their own thread
+while the executor may be building its next wait set, which then waits forever (no timer of a
+shut-down context fires): the synthetic camera hung so in CI, and here in about one stop in
+50 with rclpy's handlers kept. A signal that lands while the node is being built takes effect
+once it is built (model loading is not interruptible anyway). SIGKILL remains for a node that
+would hang.
 """
 
 from __future__ import annotations
