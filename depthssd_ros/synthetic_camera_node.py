@@ -260,12 +260,10 @@ class SyntheticCameraNode(Node):
         self._pub_clock = self.create_publisher(Clock, "/clock", 10) if s.publish_clock else None
         self._period_s = 1.0 / s.rate_hz
         # Lockstep state: the frame rendered ahead, the stamp whose answer is awaited.
-        self.frames_answered = 0
         self.answer_timeouts = 0
         self._ahead: tuple[int, SynthFrame] | None = None
         self._awaiting_ns: int | None = None
         self._published_at = -math.inf
-        self._last_timeout_log = -math.inf
         if s.wait_for_topic:
             self.create_subscription(Detection2DArray, s.wait_for_topic, self._on_answer,
                                      BRIDGE_QOS)
@@ -303,16 +301,13 @@ class SyntheticCameraNode(Node):
         if self._ahead is None:
             self._ahead = next(self._stream)
         if self._awaiting_ns is not None:
-            now = time.monotonic()
-            if now - self._published_at < self.settings.wait_timeout_s:
+            if time.monotonic() - self._published_at < self.settings.wait_timeout_s:
                 return
             self.answer_timeouts += 1
-            if now - self._last_timeout_log >= 5.0:
-                self._last_timeout_log = now
-                self.get_logger().warning(
-                    f"no answer on {self.settings.wait_for_topic} within "
-                    f"{self.settings.wait_timeout_s:g} s: publishing the next frame "
-                    f"({self.answer_timeouts} timeouts so far)")
+            self.get_logger().warning(
+                f"no answer on {self.settings.wait_for_topic} within "
+                f"{self.settings.wait_timeout_s:g} s: publishing the next frame "
+                f"({self.answer_timeouts} timeouts so far)", throttle_duration_sec=5.0)
             self._awaiting_ns = None
         self._publish_ahead()
 
@@ -332,7 +327,6 @@ class SyntheticCameraNode(Node):
         if self._awaiting_ns is None or stamp_to_ns(stamp.sec, stamp.nanosec) != self._awaiting_ns:
             return  # an answer to an earlier frame (after a timeout), or to another camera
         self._awaiting_ns = None
-        self.frames_answered += 1
         # At once when the frame is rendered and rate_hz allows; otherwise the next tick.
         if not self.done and time.monotonic() - self._published_at >= self._period_s:
             self._publish_ahead()
