@@ -110,8 +110,7 @@ def chain_runs(earlier: list[Path], run_name: str,
     """
     chained: list[dict[str, Any]] = []
     offset = 0
-    for run, run_rows in [*((d, _scored_rows(d)) for d in earlier), (None, rows)]:
-        name = run_name if run is None else run.name
+    for name, run_rows in [*((d.name, _scored_rows(d)) for d in earlier), (run_name, rows)]:
         for r in run_rows:
             chained.append({**r, "run": name, "name": f"{name}/{r['name'].split('/')[-1]}",
                             "images_seen": r["images_seen"] + offset})
@@ -183,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--data {args.data} holds the test world (seed "
                              f"{TEST_WORLD_SEED}); score learning curves on a validation "
                              "split, e.g. seed 7000")
+        for earlier in args.after:  # before minutes of scoring, not after
+            _scored_rows(earlier)
         rows = score_run(args.run, args.data, args.split, args.backend, args.max_frames,
                          not args.no_progress)
         if not rows:
