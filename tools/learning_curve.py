@@ -17,7 +17,10 @@ per-object distance error, each against training images).
 A run that continues earlier ones (``model.init_from`` their last weights) is drawn after them
 with ``--after EARLIER_RUN`` (repeatable, oldest first, each already scored by this tool): their
 rows come first, and this run's images are counted on from the last of theirs, so the curve is
-one line over all the training the model has had.
+one line over all the training the model has had. The first ``--after`` may instead be a
+JSON file of rows already chained (``{"rows": [...]}``, as committed beside the shipped model in
+``models/learning_curve.json``), so a curve outlives the run folders it was scored from; this
+run's ``learning_curve.json`` holds the whole chain under ``chained`` to commit in its place.
 
 The test world (seed 9001) is refused: choosing models or thresholds on it would leak the test
 into training decisions. Use a validation world such as seed 7000.
@@ -110,6 +113,10 @@ def chain_runs(earlier: list[Path], run_name: str,
     """
     chained: list[dict[str, Any]] = []
     offset = 0
+    if earlier and earlier[0].is_file():  # a committed curve: rows already chained
+        chained = [dict(r) for r in _scored_rows(earlier[0])]
+        offset = max(r["images_seen"] for r in chained)
+        earlier = earlier[1:]
     for name, run_rows in [*((d.name, _scored_rows(d)) for d in earlier), (run_name, rows)]:
         for r in run_rows:
             chained.append({**r, "run": name, "name": f"{name}/{r['name'].split('/')[-1]}",
@@ -118,13 +125,25 @@ def chain_runs(earlier: list[Path], run_name: str,
     return chained
 
 
-def _scored_rows(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "learning_curve.json"
+def _scored_rows(source: Path) -> list[dict[str, Any]]:
+    """Rows of an earlier run folder (its own) or of a committed curve file (already chained)."""
+    if source.is_file():
+        try:
+            rows = json.loads(source.read_text()).get("rows")
+        except (json.JSONDecodeError, AttributeError) as err:
+            raise ValueError(f"--after {source}: not a learning-curve JSON object ({err})") \
+                from err
+        if not isinstance(rows, list) or not rows or \
+                not all(isinstance(r, dict) and "run" in r and "images_seen" in r for r in rows):
+            raise ValueError(f"--after {source}: needs a non-empty 'rows' list of chained rows "
+                             "(each with 'run' and 'images_seen')")
+        return rows
+    path = source / "learning_curve.json"
     if not path.is_file():
-        raise ValueError(f"--after {run_dir}: no learning_curve.json (score that run first)")
+        raise ValueError(f"--after {source}: no learning_curve.json (score that run first)")
     rows = json.loads(path.read_text())["rows"]
     if not rows:
-        raise ValueError(f"--after {run_dir}: learning_curve.json has no rows")
+        raise ValueError(f"--after {source}: learning_curve.json has no rows")
     return rows
 
 
@@ -171,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-frames", type=int, help="frames per sequence to score")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--after", type=Path, action="append", default=[],
-                        help="an earlier run this one continues (repeatable, oldest first)")
+                        help="an earlier run this one continues (repeatable, oldest first); "
+                             "the first may be a committed curve JSON")
     args = parser.parse_args(argv)
     try:
         if not args.run.is_dir():
@@ -182,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--data {args.data} holds the test world (seed "
                              f"{TEST_WORLD_SEED}); score learning curves on a validation "
                              "split, e.g. seed 7000")
-        for earlier in args.after:  # before minutes of scoring, not after
+        for i, earlier in enumerate(args.after):  # before minutes of scoring, not after
+            if i and earlier.is_file():
+                raise ValueError(f"--after {earlier}: a curve file can only come first "
+                                 "(it holds the oldest rows)")
             _scored_rows(earlier)
         rows = score_run(args.run, args.data, args.split, args.backend, args.max_frames,
                          not args.no_progress)
@@ -196,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     # This run's own rows (images counted in this run), so a later run can chain after it.
     (args.run / "learning_curve.json").write_text(json.dumps(
         {"data": str(args.data), "rows": own_rows, "chained": rows}, indent=2, allow_nan=True))
-    runs = " + ".join([*(d.name for d in args.after), args.run.name])
+    runs = " + ".join([*dict.fromkeys(r["run"] for r in rows if "run" in r)] or [args.run.name])
     plot(rows, args.run / "learning_curve.png", f"{runs} on {args.data.name}")
     def num(value: float | None) -> str:
         # The fixed-class headline is null when a class has no ground truth in the split.

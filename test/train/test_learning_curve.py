@@ -75,6 +75,32 @@ def test_a_continued_run_is_drawn_after_the_runs_it_continues(tmp_path):
         tool.chain_runs([tmp_path / "missing"], "second", second)
 
 
+def test_a_committed_curve_file_comes_first_and_keeps_its_rows(tmp_path, capsys):
+    tool = _tool("learning_curve")
+    history = tmp_path / "curve.json"
+    history.write_text(json.dumps({"rows": [
+        {"run": "warm", "name": "warm/last", "images_seen": 30},
+        {"run": "warm2", "name": "warm2/last", "images_seen": 50}]}))
+    third = tmp_path / "third"
+    third.mkdir()
+    (third / "learning_curve.json").write_text(json.dumps({"rows": [
+        {"name": "last", "images_seen": 20}]}))
+    rows = tool.chain_runs([history, third], "fourth", [{"name": "last", "images_seen": 5}])
+    assert [(r["run"], r["name"], r["images_seen"]) for r in rows] == [
+        ("warm", "warm/last", 30), ("warm2", "warm2/last", 50), ("third", "third/last", 70),
+        ("fourth", "fourth/last", 75)]
+    # A curve file must hold chained rows, and only the oldest source may be one.
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"rows": [{"name": "last", "images_seen": 5}]}))
+    with pytest.raises(ValueError, match="chained rows"):
+        tool.chain_runs([bad], "fourth", [])
+    run = tmp_path / "run"
+    run.mkdir()
+    assert tool.main(["--run", str(run), "--data", str(tmp_path), "--after", str(third),
+                      "--after", str(history), "--no-progress"]) == 1
+    assert "can only come first" in capsys.readouterr().err
+
+
 def test_depth_diagnosis_edge_mask_marks_both_sides_of_a_jump():
     tool = _tool("depth_diagnosis")
     depth = np.full((6, 10), 10.0, np.float32)
