@@ -20,7 +20,7 @@ from depthssd_core.graph_contract import box_coder
 
 #: The shipped model's operating point: its best-F1 score cut on a validation split
 #: (models/MODEL_CARD.md). The runtime's and the node's default (config/depthssd.yaml).
-DEFAULT_SCORE_THRESHOLD = 0.65
+DEFAULT_SCORE_THRESHOLD = 0.6
 #: The decoder of ``box_regression`` (torchvision's BoxCoder with the contract's weights).
 _BOX_CODER = box_coder()
 # Boxes clipped narrower or lower than this (anchors far outside the image) carry nothing.
