@@ -20,7 +20,8 @@ rows come first, and this run's images are counted on from the last of theirs, s
 one line over all the training the model has had. The first ``--after`` may instead be a
 JSON file of rows already chained (``{"rows": [...]}``, as committed beside the shipped model in
 ``models/learning_curve.json``), so a curve outlives the run folders it was scored from; this
-run's ``learning_curve.json`` holds the whole chain under ``chained`` to commit in its place.
+run's ``learning_curve.json`` holds the whole chain under ``chained``, to commit in its place
+as that file's ``rows``.
 
 The test world (seed 9001) is refused: choosing models or thresholds on it would leak the test
 into training decisions. Use a validation world such as seed 7000.
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     # This run's own rows (images counted in this run), so a later run can chain after it.
     (args.run / "learning_curve.json").write_text(json.dumps(
         {"data": str(args.data), "rows": own_rows, "chained": rows}, indent=2, allow_nan=True))
-    runs = " + ".join([*dict.fromkeys(r["run"] for r in rows if "run" in r)] or [args.run.name])
+    runs = " + ".join(dict.fromkeys(r["run"] for r in rows))  # chain_runs names every row
     plot(rows, args.run / "learning_curve.png", f"{runs} on {args.data.name}")
     def num(value: float | None) -> str:
         # The fixed-class headline is null when a class has no ground truth in the split.
